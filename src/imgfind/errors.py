@@ -1,0 +1,100 @@
+"""Typed errors users can hit.
+
+Every error carries a stable ``code`` (used by the REST API's JSON errors and
+the CLI) and an HTTP ``status``; the message says what to do about it.
+
+>>> try:
+...     raise NotFound("no item 'abc' in collection 'default'")
+... except ImgfindError as e:
+...     (e.code, e.status)
+('not_found', 404)
+"""
+
+from __future__ import annotations
+
+
+class ImgfindError(Exception):
+    """Base class of every error imgfind raises on purpose."""
+
+    code = "error"
+    status = 400
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+    def to_dict(self) -> dict:
+        return {"code": self.code, "message": self.message}
+
+
+class NotFound(ImgfindError):
+    code = "not_found"
+    status = 404
+
+
+class AlreadyExists(ImgfindError):
+    code = "already_exists"
+    status = 409
+
+
+class InvalidInput(ImgfindError):
+    """A caller passed something imgfind cannot use (bad argument, bad query)."""
+
+    code = "invalid_input"
+    status = 400
+
+
+class InvalidFilter(InvalidInput):
+    code = "invalid_filter"
+
+
+class InvalidImage(InvalidInput):
+    """Bytes that are not a decodable image (truncated, empty, not an image)."""
+
+    code = "invalid_image"
+    status = 422
+
+
+class ImageTooLarge(InvalidImage):
+    """Over the byte or pixel limit (decompression-bomb guard)."""
+
+    code = "image_too_large"
+    status = 413
+
+
+class SourceError(InvalidInput):
+    """A source could not be read: missing file, failed or refused URL fetch."""
+
+    code = "source_error"
+    status = 422
+
+
+class PathNotAllowed(InvalidInput):
+    code = "path_not_allowed"
+    status = 403
+
+
+class ModelMismatch(InvalidInput):
+    """A vector or model that does not belong to this collection's model."""
+
+    code = "model_mismatch"
+    status = 409
+
+
+class ModelUnavailable(ImgfindError):
+    """Model weights could not be found or downloaded."""
+
+    code = "model_unavailable"
+    status = 503
+
+
+class StoreError(ImgfindError):
+    """The store on disk is damaged or cannot be opened."""
+
+    code = "store_error"
+    status = 500
+
+
+class Unauthorized(ImgfindError):
+    code = "unauthorized"
+    status = 401

@@ -1,0 +1,145 @@
+"""The store protocol: the only thing that owns files in the data directory.
+
+A *backend* holds named collections; a *collection store* holds items of one
+collection: rows (metadata, EXIF, file facts, thumbnails, stored originals)
+and their vectors, plus whatever vector index it derives from them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..types import Item
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    name: str
+    model: str            # embedder name, e.g. "ViT-B-32__openai"
+    dim: int
+    model_path: str | None = None   # local model folder it was created with, if any
+    created: str | None = None
+
+
+@dataclass
+class Record:
+    """Everything stored for one item. ``vector`` is unit-length float32 of the collection's dim."""
+
+    id: str
+    source: str
+    vector: np.ndarray
+    metadata: dict[str, Any] = field(default_factory=dict)
+    exif: dict[str, Any] = field(default_factory=dict)
+    file: dict[str, Any] = field(default_factory=dict)
+    width: int | None = None
+    height: int | None = None
+    format: str | None = None
+    sha256: str | None = None
+    taken: str | None = None        # ISO date-time the photo was taken (from EXIF), if known
+    thumbnail: bytes | None = None  # small WebP/JPEG for galleries
+    original: bytes | None = None   # kept only for URL / uploaded sources
+
+
+@dataclass(frozen=True)
+class SourceState:
+    """What the store knows about a file source, for incremental re-indexing."""
+
+    id: str
+    mtime_ns: int | None
+    size: int | None
+    sha256: str | None
+
+
+class CollectionStore(Protocol):
+    info: CollectionInfo
+
+    def put(self, records: Sequence[Record]) -> list[str]:
+        """Insert or replace (by id) in one transaction; returns the ids. All or nothing."""
+        ...
+
+    def set_metadata(self, id: str, metadata: dict[str, Any], merge: bool = False) -> None:
+        """Replace (or merge into) the user metadata of one item. NotFound if absent."""
+        ...
+
+    def delete(self, ids: Sequence[str]) -> list[bool]:
+        """Delete items; one bool per id, False where the id did not exist."""
+        ...
+
+    def clear(self) -> int:
+        """Delete every item; returns how many there were."""
+        ...
+
+    def get(self, ids: Sequence[str]) -> list[Item | None]: ...
+
+    def vectors(self, ids: Sequence[str]) -> np.ndarray:
+        """(len(ids), dim) float32; NotFound if any id is absent."""
+        ...
+
+    def original(self, id: str) -> bytes | None:
+        """Stored original bytes (URL / upload sources), None for in-place files."""
+        ...
+
+    def thumbnail(self, id: str) -> bytes | None: ...
+
+    def search(self, queries: np.ndarray, k: int, where: dict | None = None,
+               exclude: Sequence[str] = ()) -> list[list[tuple[str, float]]]:
+        """Nearest items by cosine for each query row, best first.
+
+        With ``where``, only matching items are considered and k hits come back
+        whenever at least k items match.
+        """
+        ...
+
+    def text_search(self, query: str, k: int = 10,
+                    where: dict | None = None) -> list[tuple[str, float]]:
+        """Full-text search over source path, user metadata and EXIF (FTS5 ranking)."""
+        ...
+
+    def count(self, where: dict | None = None) -> int: ...
+
+    def ids(self, where: dict | None = None, limit: int | None = None,
+            offset: int = 0) -> list[str]:
+        """Item ids in insertion order, optionally filtered (for listing / paging)."""
+        ...
+
+    def by_sha256(self, hashes: Iterable[str]) -> dict[str, str]:
+        """sha256 -> an id already stored with that content."""
+        ...
+
+    def source_states(self, prefix: str | None = None) -> dict[str, SourceState]:
+        """source -> state for every item whose source starts with ``prefix``."""
+        ...
+
+    def all_vectors(self, batch: int = 65536) -> Iterable[tuple[list[str], np.ndarray]]:
+        """Every (ids, vectors) in chunks; for duplicate finding and re-embedding."""
+        ...
+
+    def check(self) -> dict[str, Any]:
+        """Health: {"ok": bool, "items": n, "index": {...}, "problems": [...]}."""
+        ...
+
+    def rebuild(self) -> dict[str, Any]:
+        """Rebuild every derived structure (vector index, full-text index) from the rows."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class Backend(Protocol):
+    def collections(self) -> list[CollectionInfo]: ...
+
+    def create(self, info: CollectionInfo) -> CollectionStore:
+        """AlreadyExists if the name is taken."""
+        ...
+
+    def open(self, name: str) -> CollectionStore:
+        """NotFound if there is no such collection."""
+        ...
+
+    def drop(self, name: str) -> None: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,113 @@
+"""Plain data types returned by the public API (library and HTTP client alike)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Item:
+    """One stored image and everything known about it.
+
+    ``source`` is where the image lives: a file path (referenced in place), an
+    http(s) URL, or ``upload:<name>`` for bytes handed in directly (stored).
+    ``stored`` says whether imgfind holds the original bytes itself.
+    """
+
+    id: str
+    source: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+    exif: dict[str, Any] = field(default_factory=dict)
+    file: dict[str, Any] = field(default_factory=dict)
+    width: int | None = None
+    height: int | None = None
+    format: str | None = None
+    sha256: str | None = None
+    taken: str | None = None
+    stored: bool = False
+    added: str | None = None
+    updated: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Item:
+        names = cls.__dataclass_fields__.keys()
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A search result: the item and its similarity ``score`` (cosine, higher is closer)."""
+
+    id: str
+    score: float
+    item: Item
+
+    @property
+    def source(self) -> str:
+        return self.item.source
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "score": self.score, "source": self.item.source,
+                "item": self.item.to_dict()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Hit:
+        return cls(id=d["id"], score=float(d["score"]), item=Item.from_dict(d["item"]))
+
+
+@dataclass(frozen=True)
+class Result:
+    """Outcome of one item of a batch call: ``id`` on success, ``error`` otherwise."""
+
+    id: str | None
+    error: str | None = None
+    source: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Result:
+        return cls(id=d.get("id"), error=d.get("error"), source=d.get("source"))
+
+
+@dataclass
+class IndexReport:
+    """What ``Collection.add`` did: counts plus one entry per failed source."""
+
+    indexed: int = 0
+    updated: int = 0
+    skipped: int = 0
+    removed: int = 0
+    errors: list[dict[str, str]] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"indexed": self.indexed, "updated": self.updated, "skipped": self.skipped,
+                "removed": self.removed, "errors": list(self.errors)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> IndexReport:
+        return cls(indexed=d.get("indexed", 0), updated=d.get("updated", 0),
+                   skipped=d.get("skipped", 0), removed=d.get("removed", 0),
+                   errors=list(d.get("errors", [])))
+
+
+@dataclass(frozen=True)
+class DuplicateGroup:
+    """Images that look the same. ``exact`` groups share a sha256."""
+
+    ids: list[str]
+    score: float
+    exact: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
