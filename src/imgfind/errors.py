@@ -98,3 +98,19 @@ class StoreError(ImgfindError):
 class Unauthorized(ImgfindError):
     code = "unauthorized"
     status = 401
+
+
+def from_code(code: str | None, message: str) -> ImgfindError:
+    """The typed error for a stable ``code`` (used to re-raise errors from batch results
+    and from the REST API on the client side).
+
+    >>> type(from_code("not_found", "gone")).__name__
+    'NotFound'
+    """
+    stack: list[type[ImgfindError]] = [ImgfindError]
+    while stack:
+        cls = stack.pop()
+        if cls.code == code:
+            return cls(message)
+        stack.extend(cls.__subclasses__())
+    return ImgfindError(message)

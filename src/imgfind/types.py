@@ -61,11 +61,15 @@ class Hit:
 
 @dataclass(frozen=True)
 class Result:
-    """Outcome of one item of a batch call: ``id`` on success, ``error`` otherwise."""
+    """Outcome of one item of a batch call: ``id`` on success, ``error`` otherwise.
+
+    ``code`` is the error's stable code (see ``imgfind.errors``) when it failed.
+    """
 
     id: str | None
     error: str | None = None
     source: str | None = None
+    code: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -76,7 +80,8 @@ class Result:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Result:
-        return cls(id=d.get("id"), error=d.get("error"), source=d.get("source"))
+        return cls(id=d.get("id"), error=d.get("error"), source=d.get("source"),
+                   code=d.get("code"))
 
 
 @dataclass

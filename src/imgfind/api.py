@@ -1,0 +1,552 @@
+"""The public library API: open a Library, get a Collection, index and search.
+
+>>> import imgfind
+>>> lib = imgfind.open("~/.imgfind")                               # doctest: +SKIP
+>>> photos = lib.create_collection("photos", model_path="models/clip")  # doctest: +SKIP
+>>> photos.add("~/Pictures")                                       # doctest: +SKIP
+IndexReport(indexed=1532, updated=0, skipped=0, removed=0, errors=[])
+>>> for hit in photos.search("a dog running on a beach", k=3):   # doctest: +SKIP
+...     print(f"{hit.score:.3f} {hit.source}")
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import os
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+from PIL import Image
+
+from . import imageio, indexer, sources
+from .embedders import load_embedder
+from .embedders.base import Embedder, l2_normalize
+from .errors import (ImgfindError, InvalidInput, ModelMismatch, NotFound, SourceError,
+                     from_code)
+from .stores import open_backend
+from .stores.base import CollectionInfo, CollectionStore, Record
+from .types import DuplicateGroup, Hit, IndexReport, Item, Result
+
+#: What an image argument may be: a path, an http(s) URL, raw bytes or a PIL image.
+ImageLike = Union[str, Path, bytes, Image.Image]
+#: What a query may be: an ImageLike, a text string, or a vector.
+QueryLike = Union[str, Path, bytes, Image.Image, np.ndarray]
+
+DEFAULT_HOME = "~/.imgfind"
+DEFAULT_COLLECTION = "default"
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("IMGFIND_HOME") or DEFAULT_HOME).expanduser()
+
+
+def open(home: str | Path | None = None, *, model_path: str | Path | None = None,
+         threads: int | None = None, limits: imageio.Limits | None = None) -> Library:
+    """Open (or create) the library in ``home`` (default ``$IMGFIND_HOME`` or ``~/.imgfind``).
+
+    ``model_path`` is a local model folder used for collections created
+    without another model and for collections whose model is not cached.
+
+    >>> with imgfind.open("/tmp/lib") as lib:                      # doctest: +SKIP
+    ...     print([c.name for c in lib.collections()])
+    """
+    return Library(Path(home).expanduser() if home else default_home(),
+                   model_path=model_path, threads=threads, limits=limits)
+
+
+class Library:
+    """A folder of named collections, each bound to one embedding model."""
+
+    def __init__(self, home: Path, *, model_path: str | Path | None = None,
+                 threads: int | None = None, limits: imageio.Limits | None = None):
+        self.home = home
+        self.model_path = str(model_path) if model_path else os.environ.get("IMGFIND_MODEL_PATH")
+        self.threads = threads
+        self.limits = limits or imageio.Limits()
+        self.backend = open_backend(home)
+        self._embedders: dict[tuple[str | None, str | None], Embedder] = {}
+        self._open: dict[str, Collection] = {}
+        self._lock = threading.RLock()
+
+    def __enter__(self) -> Library:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            for c in self._open.values():
+                c.store.close()
+            self._open.clear()
+            self.backend.close()
+
+    def embedder(self, model: str | None = None, model_path: str | None = None) -> Embedder:
+        """The (cached) embedder for a model name or a local model folder."""
+        key = (model, model_path)
+        with self._lock:
+            if key not in self._embedders:
+                self._embedders[key] = load_embedder(model, model_path=model_path,
+                                                     threads=self.threads)
+            return self._embedders[key]
+
+    def create_collection(self, name: str, model: str | None = None, *,
+                          model_path: str | Path | None = None,
+                          exist_ok: bool = False) -> Collection:
+        """Create a collection bound to ``model`` (a preset name, hub id or ``"phash"``)
+        or to the model folder ``model_path``.
+
+        >>> lib.create_collection("dupes", model="phash")          # doctest: +SKIP
+        """
+        with self._lock:
+            if exist_ok and name in {c.name for c in self.backend.collections()}:
+                return self.collection(name)
+            path = str(Path(model_path).expanduser().resolve()) if model_path else None
+            if model is None and path is None:
+                path = self.model_path
+            emb = self.embedder(model if path is None else None, path)
+            info = CollectionInfo(name=name, model=emb.name, dim=emb.dim, model_path=path,
+                                  created=_now())
+            store = self.backend.create(info)
+            col = Collection(self, store, emb)
+            self._open[name] = col
+            return col
+
+    def collection(self, name: str = DEFAULT_COLLECTION) -> Collection:
+        """An existing collection; ``NotFound`` if there is none of that name."""
+        with self._lock:
+            if name not in self._open:
+                self._open[name] = Collection(self, self.backend.open(name))
+            return self._open[name]
+
+    def collections(self) -> list[CollectionInfo]:
+        return self.backend.collections()
+
+    def drop_collection(self, name: str) -> None:
+        """Delete a collection and everything stored in it."""
+        with self._lock:
+            col = self._open.pop(name, None)
+            if col is not None:
+                col.store.close()
+            self.backend.drop(name)
+
+
+class Collection:
+    """Images embedded with one model, with their metadata; search them any way.
+
+    >>> col = imgfind.open().collection("default")                # doctest: +SKIP
+    >>> item_id = col.insert("cat.jpg", metadata={"pet": "cat"})    # doctest: +SKIP
+    >>> col.search("a sleeping cat", k=5, where={"pet": "cat"})    # doctest: +SKIP
+    """
+
+    def __init__(self, library: Library, store: CollectionStore,
+                 embedder: Embedder | None = None):
+        self.library = library
+        self.store = store
+        self._embedder = embedder
+
+    # -- identity ---------------------------------------------------------
+    @property
+    def info(self) -> CollectionInfo:
+        return self.store.info
+
+    @property
+    def name(self) -> str:
+        return self.store.info.name
+
+    @property
+    def model(self) -> str:
+        return self.store.info.model
+
+    @property
+    def dim(self) -> int:
+        return self.store.info.dim
+
+    @property
+    def embedder(self) -> Embedder:
+        """The collection's model, loaded on first use (reads need none)."""
+        if self._embedder is None:
+            info = self.info
+            path = info.model_path if info.model_path and os.path.isdir(info.model_path) \
+                else None
+            if path is None and self.library.model_path and info.model != "phash":
+                path = self.library.model_path
+            emb = self.library.embedder(None if path else info.model, path)
+            if emb.name != info.model or emb.dim != info.dim:
+                raise ModelMismatch(
+                    f"collection {info.name!r} was built with model {info.model!r} "
+                    f"({info.dim}-d), but {emb.name!r} ({emb.dim}-d) was loaded; pass the "
+                    f"folder of {info.model!r} with --model-path / IMGFIND_MODEL_PATH")
+            self._embedder = emb
+        return self._embedder
+
+    def __repr__(self) -> str:
+        return f"<Collection {self.name!r} model={self.model!r} dim={self.dim}>"
+
+    def __len__(self) -> int:
+        return self.count()
+
+    # -- writes -----------------------------------------------------------
+    def insert(self, image: ImageLike, metadata: dict[str, Any] | None = None,
+               id: str | None = None) -> str:
+        """Embed and store one image; returns its id. Raises a typed error for bad input.
+
+        Files are referenced in place; URLs, bytes and PIL images are stored.
+
+        >>> col.insert("https://example.com/dog.jpg", metadata={"breed": "labrador"})  # doctest: +SKIP
+        '3f9c0e1d2a4b5c6d'
+        """
+        result = self.insert_batch([{"image": image, "metadata": metadata, "id": id}])[0]
+        if result.error is not None:
+            raise from_code(result.code, result.error)
+        return result.id  # type: ignore[return-value]
+
+    def insert_batch(self, items: Iterable[ImageLike | dict[str, Any]]) -> list[Result]:
+        """Insert many images; one ``Result(id, error)`` per item, in order.
+
+        An item is an image, or a dict ``{"image": ..., "metadata": {...}, "id": "..."}``.
+        A bad item fails alone; the others are stored.
+        """
+        entries = [it if isinstance(it, dict) else {"image": it} for it in items]
+        return self._write(entries, replace_only=False)
+
+    def update(self, id: str, image: ImageLike | None = None,
+               metadata: dict[str, Any] | None = None, *, merge: bool = False) -> Item:
+        """Replace an item's image and/or its user metadata (``merge=True`` merges keys)."""
+        result = self.update_batch([{"id": id, "image": image, "metadata": metadata,
+                                     "merge": merge}])[0]
+        if result.error is not None:
+            raise from_code(result.code, result.error)
+        return self.get(id)
+
+    def update_batch(self, items: Iterable[dict[str, Any]]) -> list[Result]:
+        """Update many items: dicts with ``id`` and ``image`` and/or ``metadata``."""
+        entries = list(items)
+        results: list[Result | None] = [None] * len(entries)
+        with_image: list[int] = []
+        for i, e in enumerate(entries):
+            try:
+                item_id = e.get("id")
+                if not item_id:
+                    raise InvalidInput("update needs an id")
+                if e.get("image") is not None:
+                    with_image.append(i)
+                    continue
+                if e.get("metadata") is None:
+                    raise InvalidInput("update needs an image, metadata or both")
+                self.store.set_metadata(item_id, _check_meta(e["metadata"]),
+                                        merge=bool(e.get("merge")))
+                results[i] = Result(id=item_id)
+            except ImgfindError as err:
+                results[i] = _failed(err, e.get("id"))
+        if with_image:
+            done = self._write([entries[i] for i in with_image], replace_only=True)
+            for i, r in zip(with_image, done):
+                results[i] = r
+        return results  # type: ignore[return-value]
+
+    def set_metadata(self, id: str, metadata: dict[str, Any], *, merge: bool = False) -> Item:
+        """Replace (or merge into) the user metadata of one item."""
+        self.store.set_metadata(id, _check_meta(metadata), merge=merge)
+        return self.get(id)
+
+    def delete(self, id: str) -> None:
+        """Delete one item; ``NotFound`` if it does not exist."""
+        if not self.store.delete([id])[0]:
+            raise NotFound(f"no item {id!r} in collection {self.name!r}")
+
+    def delete_batch(self, ids: Sequence[str]) -> list[Result]:
+        """Delete many items; one Result per id (``error`` for ids that did not exist)."""
+        found = self.store.delete(list(ids))
+        return [Result(id=i) if ok else Result(id=i, error=f"no item {i!r}")
+                for i, ok in zip(ids, found)]
+
+    def clear(self) -> int:
+        """Delete every item; returns how many were deleted."""
+        return self.store.clear()
+
+    def add(self, *targets: str | Path, recursive: bool = True, skip_duplicates: bool = True,
+            remove_missing: bool = True, workers: int | None = None, batch_size: int = 32,
+            progress: indexer.ProgressCallback | None = None,
+            cancel: threading.Event | None = None,
+            show_progress: bool | None = None) -> IndexReport:
+        """Index folders, files, globs, http(s) URLs, CSVs or archives.
+
+        Re-running only touches new or changed files and removes files gone
+        from an indexed folder. Exact duplicates (same bytes) are skipped
+        unless ``skip_duplicates=False``. A progress bar shows on a terminal.
+
+        >>> col.add("~/Pictures", "extra.csv")                   # doctest: +SKIP
+        IndexReport(indexed=1532, updated=3, skipped=20, removed=1, errors=[])
+        """
+        if not targets:
+            raise InvalidInput("add() needs at least one folder, file, glob, URL or CSV")
+        return indexer.index(self.store, self.embedder, targets, recursive=recursive,
+                             skip_duplicates=skip_duplicates, remove_missing=remove_missing,
+                             limits=self.library.limits, workers=workers,
+                             batch_size=batch_size, progress=progress, cancel=cancel,
+                             show_progress=show_progress)
+
+    # -- reads ------------------------------------------------------------
+    def get(self, id: str) -> Item:
+        """Everything known about one item; ``NotFound`` if absent."""
+        item = self.store.get([id])[0]
+        if item is None:
+            raise NotFound(f"no item {id!r} in collection {self.name!r}")
+        return item
+
+    def get_many(self, ids: Sequence[str]) -> list[Item | None]:
+        return self.store.get(list(ids))
+
+    def items(self, where: dict | None = None, limit: int = 100, offset: int = 0) -> list[Item]:
+        """Items in insertion order, optionally filtered, for listing and paging."""
+        ids = self.store.ids(where, limit=limit, offset=offset)
+        return [it for it in self.store.get(ids) if it is not None]
+
+    def image(self, id: str) -> bytes:
+        """The original image bytes (stored copy, or the file read from disk)."""
+        data = self.store.original(id)
+        if data is not None:
+            return data
+        item = self.get(id)
+        try:
+            with builtins.open(item.source, "rb") as f:
+                return f.read()
+        except OSError as e:
+            raise SourceError(f"the file of item {id!r} cannot be read ({item.source}): "
+                              f"{e.strerror}; re-index its folder to refresh") from None
+
+    def thumbnail(self, id: str) -> bytes:
+        """A small WebP preview of the item."""
+        data = self.store.thumbnail(id)
+        if data is None:
+            raise NotFound(f"no item {id!r} in collection {self.name!r}")
+        return data
+
+    def vector(self, id: str) -> np.ndarray:
+        """The stored unit vector of one item."""
+        return self.store.vectors([id])[0]
+
+    def count(self, where: dict | None = None) -> int:
+        return self.store.count(where)
+
+    # -- search -----------------------------------------------------------
+    def search(self, query: QueryLike | None = None, k: int = 10, where: dict | None = None,
+               *, like: str | None = None) -> list[Hit]:
+        """Top-``k`` items nearest to a text, an image (path, URL, bytes, PIL), a vector,
+        or an existing item (``like=id``), optionally restricted by ``where``.
+
+        >>> col.search("a dog on a beach", k=5)                 # doctest: +SKIP
+        >>> col.search(Path("query.jpg"), where={"taken": {"$gte": "2020-01-01"}})  # doctest: +SKIP
+        >>> col.search(like="3f9c0e1d2a4b5c6d")                  # doctest: +SKIP
+        """
+        if (query is None) == (like is None):
+            raise InvalidInput("search needs exactly one of a query or like=<id>")
+        if like is not None:
+            return self.search_batch([{"like": like}], k=k, where=where)[0]
+        return self.search_batch([query], k=k, where=where)[0]
+
+    def search_batch(self, queries: Sequence[QueryLike | dict[str, Any]], k: int = 10,
+                     where: dict | None = None) -> list[list[Hit]]:
+        """Run many queries at once (texts and images are embedded in batches)."""
+        k = _check_k(k)
+        if not queries:
+            return []
+        vectors = self._query_vectors(queries)
+        excludes = [q["like"] if isinstance(q, dict) and "like" in q else None for q in queries]
+        if any(excludes):
+            raw = [self.store.search(vectors[i:i + 1], k, where, exclude=[ex] if ex else ())[0]
+                   for i, ex in enumerate(excludes)]
+        else:
+            raw = self.store.search(vectors, k, where)
+        return [self._hits(r) for r in raw]
+
+    def text_search(self, q: str, k: int = 10, where: dict | None = None) -> list[Hit]:
+        """Full-text search over path, user metadata and EXIF (not the pixels).
+
+        >>> col.text_search("canon 2019")                       # doctest: +SKIP
+        """
+        if not isinstance(q, str) or not q.strip():
+            raise InvalidInput("text_search needs a non-empty query string")
+        return self._hits(self.store.text_search(q, _check_k(k), where))
+
+    def duplicates(self, threshold: float = 0.95) -> list[DuplicateGroup]:
+        """Groups of exact copies (same bytes) and of near-duplicates (cosine >= threshold).
+
+        >>> for g in col.duplicates(0.97): print(g.exact, g.ids)  # doctest: +SKIP
+        """
+        if not 0 < threshold <= 1:
+            raise InvalidInput("threshold must be in (0, 1]")
+        from .duplicates import find_groups
+        return find_groups(self.store, threshold)
+
+    def check(self) -> dict[str, Any]:
+        """Health of the store and its vector index: ``{"ok": bool, ...}``."""
+        return self.store.check()
+
+    def rebuild(self) -> dict[str, Any]:
+        """Rebuild the derived indexes (vectors, full text) from the stored rows."""
+        return self.store.rebuild()
+
+    # -- internals --------------------------------------------------------
+    def _hits(self, pairs: list[tuple[str, float]]) -> list[Hit]:
+        items = self.store.get([i for i, _ in pairs])
+        return [Hit(id=i, score=float(s), item=it)
+                for (i, s), it in zip(pairs, items) if it is not None]
+
+    def _query_vectors(self, queries: Sequence[QueryLike | dict[str, Any]]) -> np.ndarray:
+        out: list[np.ndarray | None] = [None] * len(queries)
+        texts: list[tuple[int, str]] = []
+        images: list[tuple[int, Image.Image]] = []
+        likes: list[tuple[int, str]] = []
+        for i, q in enumerate(queries):
+            kind, value = _classify(q)
+            if kind == "vector":
+                out[i] = self._check_vector(value)
+            elif kind == "text":
+                texts.append((i, value))
+            elif kind == "like":
+                likes.append((i, value))
+            else:
+                images.append((i, self._load_query_image(value)))
+        if texts:
+            if not self.embedder.supports_text:
+                raise InvalidInput(f"model {self.model!r} has no text tower: search by image")
+            for (i, _), v in zip(texts, self.embedder.embed_texts([t for _, t in texts])):
+                out[i] = v
+        if images:
+            for (i, _), v in zip(images, self.embedder.embed_images([im for _, im in images])):
+                out[i] = v
+        if likes:
+            for (i, _), v in zip(likes, self.store.vectors([x for _, x in likes])):
+                out[i] = v
+        return np.stack(out).astype(np.float32)
+
+    def _load_query_image(self, value: Any) -> Image.Image:
+        if isinstance(value, str) and value.startswith(("http://", "https://")):
+            value = sources.fetch_url(value, max_bytes=self.library.limits.max_bytes)
+        return imageio.load_image(value, limits=self.library.limits)
+
+    def _check_vector(self, v: Any) -> np.ndarray:
+        arr = np.asarray(v, dtype=np.float32).reshape(-1)
+        if arr.shape[0] != self.dim:
+            raise ModelMismatch(f"vector has {arr.shape[0]} dimensions; collection "
+                                f"{self.name!r} ({self.model}) uses {self.dim}")
+        if not np.all(np.isfinite(arr)) or not np.any(arr):
+            raise InvalidInput("vector must be finite and non-zero")
+        return l2_normalize(arr)
+
+    def _write(self, entries: list[dict[str, Any]], *, replace_only: bool) -> list[Result]:
+        """Prepare, embed and store entries; per-item errors never fail the batch."""
+        emb = self.embedder
+        job = indexer.PrepareJob(emb.preprocessor(), self.library.limits, indexer.draft_size(emb))
+        results: list[Result | None] = [None] * len(entries)
+        ready: list[tuple[int, indexer.Prepared]] = []
+        existing = self.store.get([e["id"] for e in entries if e.get("id")])
+        known = {it.id: it for it in existing if it is not None}
+        for i, e in enumerate(entries):
+            item_id = e.get("id")
+            try:
+                if item_id is not None and (not isinstance(item_id, str) or not item_id
+                                            or len(item_id) > 200):
+                    raise InvalidInput("id must be a non-empty string of at most 200 chars")
+                if replace_only and item_id not in known:
+                    raise NotFound(f"no item {item_id!r} in collection {self.name!r}")
+                src = _to_source(e.get("image"))
+                meta = e.get("metadata")
+                if meta is None and replace_only:
+                    meta = known[item_id].metadata
+                elif replace_only and e.get("merge"):
+                    meta = {**known[item_id].metadata, **_check_meta(meta)}
+                prepared = job(replace(src, metadata=_check_meta(meta or {})))
+                if isinstance(prepared, indexer.Failed):
+                    raise from_code(prepared.code, prepared.error)
+                prepared.id = item_id or indexer.new_id()
+                ready.append((i, prepared))
+            except ImgfindError as err:
+                results[i] = _failed(err, item_id)
+        if ready:
+            vectors = emb.embed_pixels(np.stack([p.pixels for _, p in ready]))
+            records: list[Record] = [p.to_record(v) for (_, p), v in zip(ready, vectors)]
+            self.store.put(records)
+            for (i, p), r in zip(ready, records):
+                results[i] = Result(id=r.id, source=p.source.ref)
+        return results  # type: ignore[return-value]
+
+
+# -- helpers --------------------------------------------------------------
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _check_k(k: int) -> int:
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= 10_000:
+        raise InvalidInput("k must be an integer from 1 to 10000")
+    return k
+
+
+def _check_meta(meta: Any) -> dict[str, Any]:
+    if meta is None:
+        return {}
+    if not isinstance(meta, dict):
+        raise InvalidInput("metadata must be a JSON object (a dict)")
+    return meta
+
+
+def _classify(q: Any) -> tuple[str, Any]:
+    """Decide what a query is: text, image, vector or like."""
+    if isinstance(q, dict):
+        keys = [k for k in ("text", "image", "vector", "like", "url") if q.get(k) is not None]
+        if len(keys) != 1:
+            raise InvalidInput("a query dict needs exactly one of text, image, url, vector, like")
+        kind = "image" if keys[0] == "url" else keys[0]
+        return kind, q[keys[0]]
+    if isinstance(q, np.ndarray) or (isinstance(q, (list, tuple)) and q
+                                     and all(isinstance(x, (int, float)) for x in q)):
+        return "vector", q
+    if isinstance(q, (bytes, bytearray, Image.Image, Path)):
+        return "image", q
+    if isinstance(q, str):
+        if not q.strip():
+            raise InvalidInput("empty query")
+        if q.startswith(("http://", "https://")):
+            return "image", q
+        if len(q) < 4096 and os.path.isfile(os.path.expanduser(q)):
+            return "image", os.path.expanduser(q)
+        return "text", q
+    raise InvalidInput(f"cannot search by a {type(q).__name__}")
+
+
+def _to_source(image: Any) -> sources.Source:
+    if image is None:
+        raise InvalidInput("no image given")
+    if isinstance(image, sources.Source):
+        return image
+    if isinstance(image, (bytes, bytearray)):
+        data = bytes(image)
+        return sources.Source(ref=f"upload:{hashlib.sha256(data).hexdigest()[:16]}",
+                              kind="bytes", data=data)
+    if isinstance(image, Image.Image):
+        import io
+        buf = io.BytesIO()
+        image.save(buf, format="PNG")
+        return _to_source(buf.getvalue())
+    if isinstance(image, str) and image.startswith(("http://", "https://")):
+        return sources.Source(ref=image, kind="url")
+    if isinstance(image, (str, Path)):
+        path = Path(image).expanduser()
+        if not path.is_file():
+            raise SourceError(f"no such file: {path}")
+        return sources.Source(ref=str(path.resolve()), kind="file")
+    raise InvalidInput(f"cannot read an image from a {type(image).__name__}")
+
+
+def _failed(err: ImgfindError, item_id: str | None) -> Result:
+    return Result(id=item_id, error=err.message, code=err.code)

@@ -1,0 +1,285 @@
+"""The indexing pipeline: sources -> decode (worker processes) -> embed (batches) -> store.
+
+Decoding and preprocessing run in a pool of worker processes while the main
+process embeds the previous batch, so the model does not wait on JPEG
+decoding. Each batch is committed in one store transaction: a crash loses at
+most the batch in flight, and running ``add`` again picks up where it stopped
+(unchanged files are skipped by size and mtime).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import hashlib
+import multiprocessing as mp
+import os
+import sys
+import threading
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import imageio, metadata, sources
+from .embedders.base import Embedder, Preprocessor
+from .errors import ImgfindError
+from .sources import Source
+from .stores.base import CollectionStore, Record
+from .types import IndexReport
+
+ProgressCallback = Callable[[int, int | None], None]
+
+#: Below this many sources a worker pool costs more to start than it saves.
+POOL_MIN_SOURCES = 24
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+@dataclass
+class Prepared:
+    """One decoded source, ready to embed: everything but the vector."""
+
+    source: Source
+    pixels: np.ndarray
+    sha256: str
+    width: int
+    height: int
+    format: str
+    exif: dict[str, Any]
+    file: dict[str, Any]
+    thumbnail: bytes
+    original: bytes | None
+    id: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_record(self, vector: np.ndarray) -> Record:
+        return Record(
+            id=self.id or new_id(), source=self.source.ref, vector=vector,
+            metadata=self.metadata, exif=self.exif, file=self.file, width=self.width,
+            height=self.height, format=self.format, sha256=self.sha256,
+            taken=self.exif.get("taken"), thumbnail=self.thumbnail, original=self.original,
+        )
+
+
+@dataclass(frozen=True)
+class Failed:
+    """A source that could not be prepared, and why."""
+
+    source: str
+    error: str
+    code: str = "error"
+
+
+@dataclass(frozen=True)
+class PrepareJob:
+    """Picklable work for a decode worker: the preprocessor and the limits travel with it."""
+
+    preprocessor: Preprocessor
+    limits: imageio.Limits
+    min_size: int | None
+    fetch_timeout: float = 20.0
+
+    def __call__(self, src: Source) -> Prepared | Failed:
+        try:
+            return prepare(src, self.preprocessor, limits=self.limits,
+                           min_size=self.min_size, fetch_timeout=self.fetch_timeout)
+        except ImgfindError as e:
+            return Failed(src.ref, e.message, e.code)
+        except Exception as e:  # a decoder bug must fail one item, never the run
+            return Failed(src.ref, f"{type(e).__name__}: {e}")
+
+
+def prepare(src: Source, preprocessor: Preprocessor, *, limits: imageio.Limits = imageio.Limits(),
+            min_size: int | None = None, fetch_timeout: float = 20.0) -> Prepared:
+    """Read, hash, decode and preprocess one source. Raises typed errors for bad input."""
+    data = sources.read_bytes(src, max_bytes=limits.max_bytes, timeout=fetch_timeout)
+    decoded = imageio.decode(data, limits=limits, min_size=min_size)
+    facts = metadata.file_facts(src.ref) if src.kind == "file" else {}
+    return Prepared(
+        source=src, pixels=preprocessor(decoded.image),
+        sha256=hashlib.sha256(data).hexdigest(), width=decoded.width, height=decoded.height,
+        format=decoded.format, exif=decoded.exif, file=facts,
+        thumbnail=imageio.thumbnail(decoded.image),
+        original=None if src.kind == "file" else data, metadata=dict(src.metadata),
+    )
+
+
+def draft_size(embedder: Embedder) -> int | None:
+    """Smallest side the model needs, so JPEG draft decoding can skip the rest."""
+    size = getattr(embedder, "image_size", None)
+    return int(size) if size else None
+
+
+def default_workers() -> int:
+    # The model already uses every core; a couple of decoders keep it fed.
+    return max(1, min(4, (os.cpu_count() or 2) // 2))
+
+
+class Pipeline:
+    """Runs sources through decode -> embed -> store, in order, with bounded memory.
+
+    >>> report = Pipeline(store, embedder).run(sources.iter_sources("photos/"))  # doctest: +SKIP
+    """
+
+    def __init__(self, store: CollectionStore, embedder: Embedder, *,
+                 limits: imageio.Limits = imageio.Limits(), batch_size: int = 32,
+                 workers: int | None = None):
+        self.store = store
+        self.embedder = embedder
+        self.limits = limits
+        self.batch_size = batch_size
+        self.workers = default_workers() if workers is None else workers
+        self.job = PrepareJob(embedder.preprocessor(), limits, draft_size(embedder))
+
+    def prepared(self, srcs: Iterable[Source], n: int | None) -> Iterator[Prepared | Failed]:
+        """Yields prepare results in source order; a window keeps memory bounded."""
+        use_pool = self.workers > 0 and (n is None or n >= POOL_MIN_SOURCES)
+        if not use_pool:
+            yield from map(self.job, srcs)
+            return
+        window = self.workers * self.batch_size * 2
+        ctx = mp.get_context("spawn")  # fork after ONNX Runtime threads start can deadlock
+        with cf.ProcessPoolExecutor(self.workers, mp_context=ctx) as pool:
+            pending: deque[tuple[Source, cf.Future]] = deque()
+            it = iter(srcs)
+            for src in it:
+                pending.append((src, pool.submit(self.job, src)))
+                if len(pending) >= window:
+                    yield pending.popleft()[1].result()
+            while pending:
+                yield pending.popleft()[1].result()
+
+    def run(self, srcs: Iterable[Source], *, total: int | None = None,
+            ids: dict[str, str] | None = None, skip_duplicates: bool = False,
+            progress: ProgressCallback | None = None,
+            cancel: threading.Event | None = None) -> IndexReport:
+        """Index ``srcs``; ``ids`` maps a source ref to the id it must keep (re-indexed files)."""
+        report = IndexReport()
+        ids = ids or {}
+        seen_sha: set[str] = set()
+        batch: list[Prepared] = []
+        done = 0
+
+        def flush() -> None:
+            if not batch:
+                return
+            vectors = self.embedder.embed_pixels(np.stack([p.pixels for p in batch]))
+            records = [p.to_record(v) for p, v in zip(batch, vectors)]
+            self.store.put(records)
+            for p, r in zip(batch, records):
+                report.ids.append(r.id)
+                if p.source.ref in ids:
+                    report.updated += 1
+                else:
+                    report.indexed += 1
+            batch.clear()
+
+        for result in self.prepared(srcs, total):
+            done += 1
+            if isinstance(result, Failed):
+                report.errors.append({"source": result.source, "error": result.error,
+                                      "code": result.code})
+            else:
+                result.id = ids.get(result.source.ref) or result.id
+                if skip_duplicates and result.source.ref not in ids and (
+                        result.sha256 in seen_sha or self.store.by_sha256([result.sha256])):
+                    report.skipped += 1
+                else:
+                    seen_sha.add(result.sha256)
+                    batch.append(result)
+                    if len(batch) >= self.batch_size:
+                        flush()
+            if progress:
+                progress(done, total)
+            if cancel is not None and cancel.is_set():
+                break
+        flush()
+        return report
+
+
+def index(store: CollectionStore, embedder: Embedder, targets: Iterable[str | Path], *,
+          recursive: bool = True, skip_duplicates: bool = True, remove_missing: bool = True,
+          limits: imageio.Limits = imageio.Limits(), workers: int | None = None,
+          batch_size: int = 32, progress: ProgressCallback | None = None,
+          cancel: threading.Event | None = None, show_progress: bool | None = None) -> IndexReport:
+    """Index folders, files, globs, URLs, CSVs or archives; only new or changed files are work.
+
+    >>> index(store, embedder, ["~/Pictures"])  # doctest: +SKIP
+    IndexReport(indexed=1532, updated=0, skipped=0, removed=0, errors=[])
+    """
+    pipeline = Pipeline(store, embedder, limits=limits, batch_size=batch_size, workers=workers)
+    todo: list[Source] = []
+    keep_ids: dict[str, str] = {}
+    report = IndexReport()
+    for target in targets:
+        target = os.path.expanduser(str(target))
+        is_folder = os.path.isdir(target)
+        known = store.source_states(_folder_prefix(target)) if is_folder else {}
+        walked: set[str] = set()
+        for src in sources.iter_sources(target, recursive=recursive):
+            walked.add(src.ref)
+            state = known.get(src.ref) or (
+                None if is_folder else store.source_states(src.ref).get(src.ref))
+            if state is None:
+                todo.append(src)
+                continue
+            if src.kind == "file" and _unchanged(src.ref, state.mtime_ns, state.size):
+                report.skipped += 1
+                continue
+            if src.kind in ("url", "archive") and not src.metadata:
+                report.skipped += 1  # already fetched once; re-add explicitly to refresh
+                continue
+            keep_ids[src.ref] = state.id
+            todo.append(src)
+        if is_folder and remove_missing:
+            gone = [s.id for ref, s in known.items() if ref not in walked]
+            if gone:
+                report.removed += sum(store.delete(gone))
+    if show_progress is None:
+        show_progress = sys.stderr.isatty()
+    run = _with_bar(pipeline, todo, keep_ids, skip_duplicates, progress, cancel) if show_progress \
+        else pipeline.run(todo, total=len(todo), ids=keep_ids, skip_duplicates=skip_duplicates,
+                          progress=progress, cancel=cancel)
+    run.skipped += report.skipped
+    run.removed += report.removed
+    return run
+
+
+def _with_bar(pipeline: Pipeline, todo: list[Source], keep_ids: dict[str, str],
+              skip_duplicates: bool, progress: ProgressCallback | None,
+              cancel: threading.Event | None) -> IndexReport:
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeRemainingColumn)
+
+    with Progress(TextColumn("indexing"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
+                  transient=False) as bar:
+        task = bar.add_task("index", total=len(todo), rate="")
+
+        def tick(done: int, total: int | None) -> None:
+            elapsed = bar.tasks[0].elapsed or 0
+            bar.update(task, completed=done,
+                       rate=f"{done / elapsed:.1f} img/s" if elapsed > 0 else "")
+            if progress:
+                progress(done, total)
+
+        return pipeline.run(todo, total=len(todo), ids=keep_ids,
+                            skip_duplicates=skip_duplicates, progress=tick, cancel=cancel)
+
+
+def _folder_prefix(folder: str) -> str:
+    return os.path.join(os.path.abspath(folder), "")
+
+
+def _unchanged(path: str, mtime_ns: int | None, size: int | None) -> bool:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return st.st_mtime_ns == mtime_ns and st.st_size == size
