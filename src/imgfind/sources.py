@@ -1,0 +1,500 @@
+"""Sources: turn "what to index" into a stream of images to read.
+
+A target may be a folder, a single file, a glob pattern, an http(s) URL, a CSV
+of paths/URLs with metadata columns, or an archive (.zip, .tar, .tar.gz, .tgz,
+.tar.bz2, .tar.xz). :func:`iter_sources` yields one :class:`Source` per image;
+:func:`read_bytes` gets its bytes, within limits. Nothing is ever extracted to
+disk, and URL fetches are bounded in size and total time.
+
+>>> import tempfile, pathlib
+>>> folder = pathlib.Path(tempfile.mkdtemp())
+>>> _ = (folder / "b.JPG").write_bytes(b"x"); _ = (folder / "a.png").write_bytes(b"x")
+>>> _ = (folder / "notes.txt").write_text("not an image")
+>>> [pathlib.Path(s.ref).name for s in iter_sources(folder)]
+['a.png', 'b.JPG']
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import logging
+import os
+import re
+import tarfile
+import threading
+import time
+import zipfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import httpx
+
+from imgfind.errors import ImageTooLarge, PathNotAllowed, SourceError
+from imgfind.imageio import IMAGE_EXTENSIONS, Limits
+
+__all__ = ["Source", "fetch_url", "iter_sources", "read_bytes", "resolve_allowed"]
+
+log = logging.getLogger(__name__)
+
+_ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
+# "<archive path>!<member>": the shortest prefix ending in an archive suffix wins,
+# so member names may themselves contain "!".
+_ARCHIVE_REF = re.compile(
+    r"^(?P<archive>.+?(?:"
+    + "|".join(re.escape(s) for s in _ARCHIVE_SUFFIXES)
+    + r"))!(?P<member>.+)$",
+    re.IGNORECASE,
+)
+_REF_COLUMNS = ("path", "url", "source", "file", "filename", "image")
+_INT = re.compile(r"[+-]?(?:0|[1-9]\d*)")
+_FLOAT = re.compile(r"[+-]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?")
+_GLOB_CHARS = re.compile(r"[*?\[]")
+_USER_AGENT = "imgfind/0.1 (+https://github.com/imgfind)"
+
+
+@dataclass
+class Source:
+    """One image to index: where it is, plus any metadata that came with it.
+
+    ``ref`` is an absolute file path, an http(s) URL, ``"archive.zip!member.jpg"``
+    or ``"upload:<name>"``; ``data`` is set when the bytes are already in hand
+    (uploads, and tar members, which can only be read front to back).
+
+    >>> Source("upload:cat.jpg", "bytes", {"album": "pets"}, b"...").kind
+    'bytes'
+    """
+
+    ref: str
+    kind: Literal["file", "url", "archive", "bytes"]
+    metadata: dict = field(default_factory=dict)
+    data: bytes | None = None
+
+
+def _is_url(text: str) -> bool:
+    return text[:8].lower().startswith(("http://", "https://"))
+
+
+def _is_hidden(name: str) -> bool:
+    return name.startswith(".")
+
+
+def _has_image_ext(name: str) -> bool:
+    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+
+
+def _archive_kind(path: Path) -> str | None:
+    name = path.name.lower()
+    if name.endswith(".zip"):
+        return "zip"
+    if name.endswith(_ARCHIVE_SUFFIXES):
+        return "tar"
+    return None
+
+
+def iter_sources(target: str | Path, *, recursive: bool = True) -> Iterator[Source]:
+    """Yield the images a target names, in a deterministic order.
+
+    - folder: image files (by extension, any case), walked recursively in
+      path order, skipping hidden files and folders; symlinked folders are
+      followed once (loops are cut); ``recursive=False`` stays at the top.
+    - single file: yielded whatever its extension (its content decides).
+    - glob (``*``, ``?``, ``[...]``, ``**``): matching image files.
+    - http(s) URL: one ``kind="url"`` source.
+    - ``.csv``: one source per row from the column named path/url/source/
+      file/filename/image (else the first column); relative paths are
+      relative to the CSV; other non-empty cells become metadata (numbers
+      become int/float).
+    - archive: image members as ``kind="archive"``, ref ``"<archive>!<member>"``.
+
+    Raises :class:`~imgfind.errors.SourceError` when the target does not exist.
+
+    >>> next(iter_sources("https://example.com/cat.jpg")).kind
+    'url'
+    """
+    if isinstance(target, str) and _is_url(target):
+        yield Source(ref=target, kind="url")
+        return
+    path = Path(target).expanduser()
+    if not path.exists() and not path.is_symlink():
+        if _GLOB_CHARS.search(str(target)):
+            yield from _iter_glob(str(path))
+            return
+        raise SourceError(
+            f"{target} does not exist; give a folder, an image file, a glob pattern, "
+            "an http(s) URL, a CSV file or an archive"
+        )
+    path = Path(os.path.abspath(path))
+    if path.is_dir():
+        yield from _walk(path, recursive=recursive)
+    elif path.suffix.lower() == ".csv":
+        yield from _iter_csv(path)
+    elif (kind := _archive_kind(path)) == "zip":
+        yield from _iter_zip(path)
+    elif kind == "tar":
+        yield from _iter_tar(path)
+    elif path.is_file():
+        yield Source(ref=str(path), kind="file")
+    else:
+        raise SourceError(f"{target} is neither a file nor a folder (broken link or device?)")
+
+
+def _walk(root: Path, *, recursive: bool) -> Iterator[Source]:
+    seen: set[tuple[int, int]] = set()
+
+    def visit(folder: Path) -> Iterator[Source]:
+        try:
+            st = folder.stat()
+        except OSError:
+            return
+        if (st.st_dev, st.st_ino) in seen:  # a symlink loop or a second link to a folder
+            return
+        seen.add((st.st_dev, st.st_ino))
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as e:
+            log.warning("skipping unreadable folder %s: %s", folder, e.strerror or e)
+            return
+        for entry in entries:
+            if _is_hidden(entry.name):
+                continue
+            try:
+                is_dir = entry.is_dir()  # follows symlinks; a broken link is neither
+                is_file = not is_dir and entry.is_file()
+            except OSError:
+                continue
+            if is_dir and recursive:
+                yield from visit(Path(entry.path))
+            elif is_file and _has_image_ext(entry.name):
+                yield Source(ref=entry.path, kind="file")
+
+    yield from visit(root)
+
+
+def _iter_glob(pattern: str) -> Iterator[Source]:
+    matches = sorted(glob.glob(pattern, recursive=True))
+    for match in matches:
+        if _has_image_ext(match) and os.path.isfile(match):
+            yield Source(ref=os.path.abspath(match), kind="file")
+
+
+def _coerce(cell: str) -> Any:
+    # Leading zeros ("007", zip codes) stay text: they are identifiers, not numbers.
+    if _INT.fullmatch(cell):
+        return int(cell)
+    if _FLOAT.fullmatch(cell):
+        return float(cell)
+    return cell
+
+
+def _iter_csv(path: Path) -> Iterator[Source]:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise SourceError(f"{path} is not UTF-8 text; save the CSV as UTF-8") from e
+    except OSError as e:
+        raise SourceError(f"cannot read {path}: {e.strerror or e}") from e
+    try:
+        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(
+            text[:8192], delimiters=",;\t"
+        )
+    except csv.Error:
+        dialect = csv.excel
+    rows = csv.reader(text.splitlines(), dialect)
+    header = next(rows, None)
+    if header is None:
+        return
+    header = [name.strip() for name in header]
+    lowered = [name.lower() for name in header]
+    ref_col = next((lowered.index(n) for n in _REF_COLUMNS if n in lowered), None)
+    if ref_col is None and header and (_is_url(header[0]) or _has_image_ext(header[0])):
+        # No header row: the first line is already an image reference.
+        rows = csv.reader(text.splitlines(), dialect)
+        header = []
+    ref_col = ref_col or 0
+    base = path.parent
+    for row in rows:
+        if len(row) <= ref_col:
+            continue
+        ref = row[ref_col].strip()
+        if not ref:
+            continue
+        meta = {
+            name: _coerce(cell.strip())
+            for i, (name, cell) in enumerate(zip(header, row, strict=False))
+            if i != ref_col and name and cell.strip()
+        }
+        if _is_url(ref):
+            yield Source(ref=ref, kind="url", metadata=meta)
+        else:
+            full = Path(ref).expanduser()
+            full = full if full.is_absolute() else base / full
+            yield Source(ref=os.path.abspath(full), kind="file", metadata=meta)
+
+
+def _member_ok(name: str) -> bool:
+    parts = name.split("/")
+    return (
+        _has_image_ext(name)
+        and not any(_is_hidden(p) for p in parts)
+        and "__MACOSX" not in parts  # macOS resource forks, not images
+    )
+
+
+def _iter_zip(path: Path) -> Iterator[Source]:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = sorted(zf.infolist(), key=lambda i: i.filename)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise SourceError(f"{path} is not a readable zip archive: {e}") from e
+    for info in infos:
+        if not info.is_dir() and _member_ok(info.filename):
+            yield Source(ref=f"{path}!{info.filename}", kind="archive")
+
+
+def _iter_tar(path: Path, max_bytes: int = Limits.max_bytes) -> Iterator[Source]:
+    # Compressed tars have no index: reading members on demand would
+    # decompress from the start every time, so members are read in one pass.
+    # An oversized member comes without data; read_bytes then reports it.
+    try:
+        with tarfile.open(path, mode="r|*") as tf:
+            for member in tf:
+                if not member.isfile() or not _member_ok(member.name):
+                    continue
+                ref = f"{path}!{member.name}"
+                if member.size > max_bytes:
+                    yield Source(ref=ref, kind="archive")
+                    continue
+                fileobj = tf.extractfile(member)
+                if fileobj is not None:
+                    yield Source(ref=ref, kind="archive", data=fileobj.read())
+    except (tarfile.TarError, OSError, EOFError) as e:
+        raise SourceError(f"{path} is not a readable tar archive: {e}") from e
+
+
+def read_bytes(src: Source, *, max_bytes: int = Limits.max_bytes, timeout: float = 20.0) -> bytes:
+    """Return a source's bytes: in-memory data, a file, a URL or an archive member.
+
+    Raises :class:`~imgfind.errors.ImageTooLarge` over ``max_bytes`` and
+    :class:`~imgfind.errors.SourceError` when it cannot be read.
+
+    >>> read_bytes(Source("upload:x.png", "bytes", data=b"abc"))
+    b'abc'
+    """
+    if src.data is not None:
+        return src.data
+    if src.kind == "file":
+        return _read_file(Path(src.ref), max_bytes)
+    if src.kind == "url":
+        return fetch_url(src.ref, max_bytes=max_bytes, timeout=timeout)
+    if src.kind == "archive":
+        return _read_member(src.ref, max_bytes)
+    raise SourceError(f"{src.ref} has no data to read; pass the image bytes with it")
+
+
+def _too_large(what: str, size: int, max_bytes: int) -> ImageTooLarge:
+    return ImageTooLarge(
+        f"{what} is {size:,} bytes, over the limit of {max_bytes:,} bytes; "
+        "shrink it or raise the byte limit"
+    )
+
+
+def _read_file(path: Path, max_bytes: int) -> bytes:
+    try:
+        with path.open("rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > max_bytes:
+                raise _too_large(str(path), size, max_bytes)
+            data = f.read(max_bytes + 1)  # the file may have grown since fstat
+    except FileNotFoundError as e:
+        raise SourceError(f"no such file: {path}") from e
+    except IsADirectoryError as e:
+        raise SourceError(f"{path} is a folder, not an image file") from e
+    except OSError as e:
+        raise SourceError(f"cannot read {path}: {e.strerror or e}") from e
+    if len(data) > max_bytes:
+        raise _too_large(str(path), len(data), max_bytes)
+    return data
+
+
+def _read_member(ref: str, max_bytes: int) -> bytes:
+    match = _ARCHIVE_REF.match(ref)
+    if match is None:
+        raise SourceError(f"{ref} is not of the form <archive>!<member>")
+    archive, member = Path(match["archive"]), match["member"]
+    if not archive.is_file():
+        raise SourceError(f"no such archive: {archive}")
+    try:
+        if _archive_kind(archive) == "zip":
+            with zipfile.ZipFile(archive) as zf:
+                info = zf.getinfo(member)
+                if info.file_size > max_bytes:
+                    raise _too_large(ref, info.file_size, max_bytes)
+                with zf.open(info) as f:
+                    data = f.read(max_bytes + 1)  # the header's size may lie
+        else:
+            data = _read_tar_member(archive, member, ref, max_bytes)
+    except KeyError as e:
+        raise SourceError(f"{archive} has no member {member!r}") from e
+    except (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError) as e:
+        raise SourceError(f"cannot read {ref}: {e}") from e
+    if len(data) > max_bytes:
+        raise _too_large(ref, len(data), max_bytes)
+    return data
+
+
+def _read_tar_member(archive: Path, member: str, ref: str, max_bytes: int) -> bytes:
+    with tarfile.open(archive, mode="r|*") as tf:
+        for info in tf:
+            if info.name != member:
+                continue
+            if not info.isfile():
+                break
+            if info.size > max_bytes:
+                raise _too_large(ref, info.size, max_bytes)
+            fileobj = tf.extractfile(info)
+            if fileobj is None:
+                break
+            return fileobj.read(max_bytes + 1)
+    raise KeyError(member)
+
+
+def fetch_url(
+    url: str,
+    *,
+    max_bytes: int = 32 * 2**20,
+    timeout: float = 20.0,
+    max_redirects: int = 5,
+) -> bytes:
+    """Download a URL with hard bounds on size, total time and redirects.
+
+    Only http and https are allowed, also as redirect targets. The size limit
+    is enforced on the bytes actually received (a missing or lying
+    Content-Length does not help a huge response through); ``timeout`` bounds
+    the whole download, so a server trickling bytes cannot hold it forever.
+
+    Raises :class:`~imgfind.errors.SourceError` (refused scheme, HTTP error
+    status, network failure, too slow, too many redirects) or
+    :class:`~imgfind.errors.ImageTooLarge`.
+
+    >>> fetch_url("file:///etc/passwd")
+    Traceback (most recent call last):
+    ...
+    imgfind.errors.SourceError: refusing to fetch file:///etc/passwd: only http and https URLs are allowed
+    """
+    _check_scheme(url)
+    outcome: dict[str, Any] = {}
+    cancelled = threading.Event()
+    deadline = time.monotonic() + timeout
+
+    def work() -> None:
+        try:
+            outcome["data"] = _fetch(url, max_bytes, timeout, deadline, max_redirects, cancelled)
+        except Exception as e:  # noqa: BLE001 - re-raised in the caller's thread below
+            outcome["error"] = e
+
+    # The download runs in a helper thread so the caller gets control back at
+    # the deadline even while the socket is blocked in a read; httpx's own
+    # timeouts are per operation and cannot bound the total.
+    worker = threading.Thread(target=work, name="imgfind-fetch", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        cancelled.set()
+        raise SourceError(
+            f"fetching {url} took longer than {timeout:g} s; try again or raise the timeout"
+        )
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["data"]
+
+
+def _check_scheme(url: str) -> None:
+    if not _is_url(url):
+        raise SourceError(f"refusing to fetch {url}: only http and https URLs are allowed")
+
+
+def _fetch(
+    url: str,
+    max_bytes: int,
+    timeout: float,
+    deadline: float,
+    max_redirects: int,
+    cancelled: threading.Event,
+) -> bytes:
+    headers = {"User-Agent": _USER_AGENT, "Accept": "image/*,*/*;q=0.5"}
+    try:
+        with httpx.Client(timeout=timeout, follow_redirects=False, headers=headers) as client:
+            for _ in range(max_redirects + 1):
+                with client.stream("GET", url) as response:
+                    if response.is_redirect:
+                        location = response.headers.get("location", "")
+                        url = str(response.url.join(location))
+                        _check_scheme(url)
+                        continue
+                    if response.status_code >= 400:
+                        raise SourceError(
+                            f"{url} answered HTTP {response.status_code} "
+                            f"{response.reason_phrase}".rstrip()
+                        )
+                    declared = response.headers.get("content-length", "")
+                    if declared.isdigit() and int(declared) > max_bytes:
+                        raise _too_large(url, int(declared), max_bytes)
+                    chunks: list[bytes] = []
+                    received = 0
+                    for chunk in response.iter_bytes():
+                        received += len(chunk)
+                        if received > max_bytes:
+                            raise _too_large(f"{url} (still downloading)", received, max_bytes)
+                        if cancelled.is_set() or time.monotonic() > deadline:
+                            raise SourceError(f"fetching {url} took too long")
+                        chunks.append(chunk)
+                    return b"".join(chunks)
+    except httpx.TimeoutException as e:
+        raise SourceError(f"fetching {url} timed out ({type(e).__name__})") from e
+    except httpx.InvalidURL as e:
+        raise SourceError(f"{url} is not a valid URL: {e}") from e
+    except httpx.HTTPError as e:
+        raise SourceError(f"cannot fetch {url}: {e}") from e
+    raise SourceError(f"{url} redirected more than {max_redirects} times")
+
+
+def resolve_allowed(path: str | Path, roots: Sequence[str | Path]) -> Path:
+    """Resolve a path a client sent and make sure it lies inside an allowed root.
+
+    Symlinks and ``..`` are resolved first, so neither can escape a root; a
+    root only covers its own subtree (``/data`` does not cover ``/data2``).
+    Relative paths are taken relative to each root in turn. Raises
+    :class:`~imgfind.errors.PathNotAllowed` otherwise.
+
+    >>> resolve_allowed("/srv/photos/a.jpg", ["/srv/photos"])
+    PosixPath('/srv/photos/a.jpg')
+    >>> resolve_allowed("/srv/photos/../secret", ["/srv/photos"])
+    Traceback (most recent call last):
+    ...
+    imgfind.errors.PathNotAllowed: /srv/photos/../secret is not inside a folder this server may read
+    """
+    if not roots:
+        raise PathNotAllowed(
+            f"{path} cannot be read: no folders are allowed; configure the allowed folders"
+        )
+    try:
+        real_roots = [Path(os.path.realpath(Path(r).expanduser())) for r in roots]
+        given = Path(path)
+        candidates = (
+            [Path(os.path.realpath(given))]
+            if given.is_absolute()
+            else [Path(os.path.realpath(root / given)) for root in real_roots]
+        )
+    except (ValueError, OSError) as e:  # NUL bytes, over-long names
+        raise PathNotAllowed(f"{path!r} is not a usable path: {e}") from e
+    allowed = [c for c in candidates if any(c.is_relative_to(r) for r in real_roots)]
+    for candidate in allowed:
+        if candidate.exists():
+            return candidate
+    if allowed:
+        return allowed[0]
+    raise PathNotAllowed(f"{path} is not inside a folder this server may read")
