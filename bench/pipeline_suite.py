@@ -1,0 +1,176 @@
+"""Suite ``pipeline``: images/s indexing real photos end to end.
+
+Three ways to index the same photos with the ViT-B-32-shaped ONNX model:
+
+* **imgfind**: ``Collection.add(folder)`` into a fresh library (decode workers,
+  batched embedding, batched store writes, overlapped);
+* **naive**: for each file open with PIL, preprocess, embed one image, put one record;
+* **model-only**: ``embed_pixels`` on pre-made tensors at the pipeline's batch size, the
+  upper bound for any pipeline on this machine.
+
+Then the same on 12-megapixel photos (real photos upscaled with Pillow) to show
+decode cost, and the int8-quantized model when the embedders module offers one.
+The model is loaded before each clock starts; model load time is reported apart.
+
+Example::
+
+    res = run(quick=True)   # 200 photos, 16 12 MP photos
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from .common import CACHE, ensure_model, flickr_images, new_result, table
+
+BATCH = 32  # Collection.add's default batch size; model-only uses the same
+
+
+def _copy_photos(files: list[Path], dst: Path) -> Path:
+    dst.mkdir(parents=True, exist_ok=True)
+    for f in files:
+        shutil.copyfile(f, dst / f.name)
+    return dst
+
+
+def _make_12mp(files: list[Path], dst: Path) -> Path:
+    """Real photos upscaled to 4000x3000 (JPEG q90), as a phone camera would write them."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for f in files:
+        with Image.open(f) as im:
+            im = im.convert("RGB")
+            size = (4000, 3000) if im.width >= im.height else (3000, 4000)
+            im.resize(size, Image.Resampling.BICUBIC).save(dst / f.name, quality=90)
+    return dst
+
+
+def _imgfind(folder: Path, model: Path, home: Path) -> dict[str, Any]:
+    import imgfind
+
+    lib = imgfind.open(home)
+    t = time.perf_counter()
+    col = lib.create_collection("bench", model_path=model)
+    col.embedder.embed_pixels(np.zeros((1, 3, col.embedder.image_size,
+                                        col.embedder.image_size), np.float32))
+    load_s = time.perf_counter() - t
+    t = time.perf_counter()
+    rep = col.add(folder, show_progress=False)
+    secs = time.perf_counter() - t
+    n = len(col)
+    lib.close()
+    return {"images": n, "seconds": secs, "images_per_s": n / secs, "model_load_s": load_s,
+            "errors": len(rep.errors)}
+
+
+def _naive(files: list[Path], model: Path, home: Path) -> dict[str, Any]:
+    from imgfind.embedders import load_embedder
+    from imgfind.stores import open_backend
+    from imgfind.stores.base import CollectionInfo, Record
+
+    emb = load_embedder(model_path=model)
+    pre = emb.preprocessor()
+    backend = open_backend(home)
+    store = backend.create(CollectionInfo(name="naive", model=emb.name, dim=emb.dim))
+    t = time.perf_counter()
+    for i, f in enumerate(files):
+        with Image.open(f) as im:
+            pixels = pre(im.convert("RGB"))
+        v = emb.embed_pixels(pixels[None])[0]
+        store.put([Record(id=str(i), source=str(f), vector=v)])
+    secs = time.perf_counter() - t
+    store.close()
+    backend.close()
+    return {"images": len(files), "seconds": secs, "images_per_s": len(files) / secs}
+
+
+def _model_only(files: list[Path], model: Path, n: int) -> dict[str, Any]:
+    from imgfind.embedders import load_embedder
+
+    emb = load_embedder(model_path=model)
+    pre = emb.preprocessor()
+    with Image.open(files[0]) as im:
+        one = pre(im.convert("RGB"))
+    batch = np.stack([one] * BATCH)
+    emb.embed_pixels(batch[:1])
+    t = time.perf_counter()
+    done = 0
+    while done < n:
+        m = min(BATCH, n - done)
+        emb.embed_pixels(batch[:m])
+        done += m
+    secs = time.perf_counter() - t
+    return {"images": n, "seconds": secs, "images_per_s": n / secs, "batch": BATCH}
+
+
+def _quantized(model: Path) -> tuple[Path | None, str]:
+    try:
+        from imgfind.embedders import quantize
+    except ImportError:
+        return None, "not supported (imgfind.embedders has no quantize)"
+    out = CACHE / f"{model.name}-int8"
+    if not (out / "config.json").exists():
+        shutil.rmtree(out, ignore_errors=True)
+        quantize(model, out)
+    return out, "imgfind.embedders.quantize (dynamic int8, image tower)"
+
+
+def run(quick: bool) -> dict[str, Any]:
+    n, n12 = (200, 16) if quick else (1000, 60)
+    model = ensure_model("vit-b-32")
+    res = new_result("pipeline", quick, {"photos": n, "photos_12mp": n12, "batch": BATCH,
+                                         "model": "random-weight ViT-B-32 shapes (ONNX)",
+                                         "dataset": "flickr8k-1k (mostly 500x375 JPEG)"})
+    fig: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="imgfind-bench-") as tmp:
+        tmpd = Path(tmp)
+        files = flickr_images(n)
+        photos = _copy_photos(files, tmpd / "photos")
+        big = _make_12mp(files[:n12], tmpd / "photos-12mp")
+        big_files = sorted(big.iterdir())
+        for label, folder, fl, count in [("flickr", photos, sorted(photos.iterdir()), n),
+                                         ("12mp", big, big_files, n12)]:
+            fig[label] = {
+                "imgfind": _imgfind(folder, model, tmpd / f"home-{label}"),
+                "naive": _naive(fl, model, tmpd / f"naive-{label}"),
+                "model_only": _model_only(fl, model, max(count, 4 * BATCH)),
+            }
+        qmodel, how = _quantized(model)
+        fig["int8"] = {"how": how}
+        if qmodel:
+            fig["int8"]["imgfind"] = _imgfind(photos, qmodel, tmpd / "home-int8")
+            fig["int8"]["model_only"] = _model_only(files, qmodel, max(n, 4 * BATCH))
+    for label in ("flickr", "12mp"):
+        f = fig[label]
+        f["ratio_model"] = f["imgfind"]["images_per_s"] / f["model_only"]["images_per_s"]
+        f["ratio_naive"] = f["imgfind"]["images_per_s"] / f["naive"]["images_per_s"]
+    res["figures"] = fig
+    rows = []
+    for label, title in (("flickr", f"{n} Flickr8k photos"), ("12mp", f"{n12} 12 MP photos")):
+        for way in ("imgfind", "naive", "model_only"):
+            r = fig[label][way]
+            rows.append([title, way, r["images"], r["seconds"], r["images_per_s"]])
+    if "imgfind" in fig["int8"]:
+        for way in ("imgfind", "model_only"):
+            r = fig["int8"][way]
+            rows.append([f"{n} Flickr8k photos, int8 model", way, r["images"], r["seconds"],
+                         r["images_per_s"]])
+    else:
+        rows.append([f"{n} Flickr8k photos, int8 model", fig["int8"]["how"], None, None, None])
+    res["tables"].append(table("Indexing throughput", ["photos", "way", "images", "seconds",
+                                                        "images/s"], rows))
+    fl = fig["flickr"]
+    res["tables"].append(table("Pipeline targets", ["target", "measured", "pass"], [
+        ["imgfind / model-only >= 0.90", f"{fl['ratio_model']:.2f}", fl["ratio_model"] >= 0.9],
+        ["imgfind / naive >= 2x", f"{fl['ratio_naive']:.2f}x", fl["ratio_naive"] >= 2.0],
+        ["12 MP: imgfind / model-only", f"{fig['12mp']['ratio_model']:.2f}", None],
+        ["12 MP: imgfind / naive", f"{fig['12mp']['ratio_naive']:.2f}x", None],
+    ], note=f"model load (excluded from the clocks): "
+            f"{fl['imgfind']['model_load_s']:.1f} s"))
+    return res
