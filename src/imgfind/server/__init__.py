@@ -1,0 +1,40 @@
+"""The imgfind HTTP server: REST API under ``/api``, OpenAPI docs at ``/docs``, web UI at ``/``.
+
+>>> import imgfind
+>>> from imgfind.server import serve
+>>> serve(imgfind.open("~/.imgfind"), port=8000, api_key="s3cret")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ..api import Library
+from .app import create_app
+
+__all__ = ["create_app", "serve"]
+
+log = logging.getLogger("imgfind.server")
+
+_LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
+def serve(library: Library, host: str = "127.0.0.1", port: int = 8000, *,
+          log_level: str = "info", **options: Any) -> None:
+    """Serve ``library`` over HTTP until interrupted (Ctrl-C).
+
+    Binds 127.0.0.1 unless told otherwise; ``options`` are those of
+    :func:`create_app` (``api_key``, ``protect_reads``, ``allow_paths``,
+    ``max_upload_bytes``, ...).
+
+    >>> serve(imgfind.open(), host="0.0.0.0", port=8080, api_key="s3cret",
+    ...       allow_paths=["/srv/photos"])                             # doctest: +SKIP
+    """
+    import uvicorn
+
+    app = create_app(library, **options)
+    if host not in _LOOPBACK and not options.get("api_key"):
+        log.warning("serving on %s without --api-key: anyone who can reach this port can "
+                    "add and delete images", host)
+    uvicorn.run(app, host=host, port=port, log_level=log_level)
