@@ -17,7 +17,6 @@ disk, and URL fetches are bounded in size and total time.
 from __future__ import annotations
 
 import csv
-import glob
 import logging
 import os
 import re
@@ -50,7 +49,7 @@ _ARCHIVE_REF = re.compile(
 )
 _REF_COLUMNS = ("path", "url", "source", "file", "filename", "image")
 _INT = re.compile(r"[+-]?(?:0|[1-9]\d*)")
-_FLOAT = re.compile(r"[+-]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?")
+_FLOAT = re.compile(r"[+-]?(?:(?:0|[1-9]\d*)(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _GLOB_CHARS = re.compile(r"[*?\[]")
 _USER_AGENT = "imgfind/0.1 (+https://github.com/imgfind)"
 
@@ -101,7 +100,8 @@ def iter_sources(target: str | Path, *, recursive: bool = True) -> Iterator[Sour
       path order, skipping hidden files and folders; symlinked folders are
       followed once (loops are cut); ``recursive=False`` stays at the top.
     - single file: yielded whatever its extension (its content decides).
-    - glob (``*``, ``?``, ``[...]``, ``**``): matching image files.
+    - glob (``*``, ``?``, ``[...]``, ``**`` for any depth): matching image
+      files, ignoring case and hidden files, like the folder walk.
     - http(s) URL: one ``kind="url"`` source.
     - ``.csv``: one source per row from the column named path/url/source/
       file/filename/image (else the first column); relative paths are
@@ -128,7 +128,7 @@ def iter_sources(target: str | Path, *, recursive: bool = True) -> Iterator[Sour
         )
     path = Path(os.path.abspath(path))
     if path.is_dir():
-        yield from _walk(path, recursive=recursive)
+        yield from _walk(path, max_depth=None if recursive else 0)
     elif path.suffix.lower() == ".csv":
         yield from _iter_csv(path)
     elif (kind := _archive_kind(path)) == "zip":
@@ -141,10 +141,11 @@ def iter_sources(target: str | Path, *, recursive: bool = True) -> Iterator[Sour
         raise SourceError(f"{target} is neither a file nor a folder (broken link or device?)")
 
 
-def _walk(root: Path, *, recursive: bool) -> Iterator[Source]:
+def _walk(root: Path, *, max_depth: int | None) -> Iterator[Source]:
+    """Image files under ``root`` in path order; ``max_depth`` 0 means no subfolders."""
     seen: set[tuple[int, int]] = set()
 
-    def visit(folder: Path) -> Iterator[Source]:
+    def visit(folder: Path, depth: int) -> Iterator[Source]:
         try:
             st = folder.stat()
         except OSError:
@@ -166,19 +167,52 @@ def _walk(root: Path, *, recursive: bool) -> Iterator[Source]:
                 is_file = not is_dir and entry.is_file()
             except OSError:
                 continue
-            if is_dir and recursive:
-                yield from visit(Path(entry.path))
+            if is_dir and (max_depth is None or depth < max_depth):
+                yield from visit(Path(entry.path), depth + 1)
             elif is_file and _has_image_ext(entry.name):
                 yield Source(ref=entry.path, kind="file")
 
-    yield from visit(root)
+    yield from visit(root, 0)
+
+
+def _part_regex(part: str) -> str:
+    """One path component of a glob as a regex; wildcards never cross "/"."""
+    out, i = [], 0
+    while i < len(part):
+        ch = part[i]
+        if ch == "*":
+            out.append("[^/]*")
+        elif ch == "?":
+            out.append("[^/]")
+        elif ch == "[" and (end := part.find("]", i + 2)) != -1:
+            body = part[i + 1 : end].replace("\\", "\\\\")
+            out.append("[^/" + body[1:] + "]" if body.startswith("!") else "[" + body + "]")
+            i = end
+        else:
+            out.append(re.escape(ch))
+        i += 1
+    return "".join(out)
 
 
 def _iter_glob(pattern: str) -> Iterator[Source]:
-    matches = sorted(glob.glob(pattern, recursive=True))
-    for match in matches:
-        if _has_image_ext(match) and os.path.isfile(match):
-            yield Source(ref=os.path.abspath(match), kind="file")
+    # Matched against a loop-safe walk rather than glob.glob, which follows
+    # symlink loops (yielding the same photo dozens of times) and is
+    # case-sensitive where photo extensions often are not (.JPG).
+    parts = Path(os.path.abspath(pattern)).parts
+    fixed = next(i for i, part in enumerate(parts) if _GLOB_CHARS.search(part))
+    base, rest = Path(*parts[:fixed]), parts[fixed:]
+    regex = "".join(
+        ("(?:[^/]+/)*" if part == "**" else _part_regex(part) + "/") for part in rest[:-1]
+    ) + (".*" if rest[-1] == "**" else _part_regex(rest[-1]))
+    matcher = re.compile(regex, re.IGNORECASE)
+    depth = None if "**" in rest else len(rest) - 1
+    found = False
+    for src in _walk(base, max_depth=depth):
+        if matcher.fullmatch(Path(src.ref).relative_to(base).as_posix()):
+            found = True
+            yield src
+    if not found:
+        raise SourceError(f"no image files match {pattern}; check the pattern and the folder")
 
 
 def _coerce(cell: str) -> Any:
