@@ -1,0 +1,420 @@
+"""HTTP client for an imgfind server, with the same Collection API as the library.
+
+Methods take the same arguments and return the same types (``Item``, ``Hit``,
+``Result``, ``IndexReport``, ``DuplicateGroup``) as :class:`imgfind.Collection`,
+and errors come back as the same typed exceptions (``NotFound``,
+``InvalidInput``, ...). Local files, bytes and PIL images are uploaded; URLs
+are fetched by the server; ``add`` indexes *server-side* folders as a
+background job.
+
+>>> import imgfind
+>>> client = imgfind.Client("http://127.0.0.1:8000", api_key="s3cret")   # doctest: +SKIP
+>>> photos = client.collection("default")                               # doctest: +SKIP
+>>> photos.insert("cat.jpg", metadata={"pet": "cat"})                   # doctest: +SKIP
+'3f9c0e1d2a4b5c6d'
+>>> [h.id for h in photos.search("a sleeping cat", k=3)]               # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, Self
+from urllib.parse import quote
+
+import httpx
+import numpy as np
+from PIL import Image
+
+from .api import DEFAULT_COLLECTION, ImageLike, QueryLike, _classify, _to_source
+from .errors import AlreadyExists, ImgfindError, InvalidInput, SourceError, from_code
+from .stores.base import CollectionInfo
+from .types import DuplicateGroup, Hit, IndexReport, Item, Result
+
+__all__ = ["Client", "RemoteCollection"]
+
+#: Items per request in batch calls (a request carries their images, base64).
+BATCH_ITEMS = 32
+#: Base64 bytes after which a batch request is sent early.
+BATCH_BYTES = 24 << 20
+#: Largest page the server hands out (see GET /api/health limits.max_page).
+PAGE = 1000
+
+
+class Client:
+    """A connection to an imgfind server (``imgfind serve``).
+
+    >>> with imgfind.Client("http://127.0.0.1:8000") as client:        # doctest: +SKIP
+    ...     print([c.name for c in client.collections()])
+    """
+
+    def __init__(self, url: str = "http://127.0.0.1:8000", api_key: str | None = None,
+                 timeout: float = 120.0):
+        self.url = url.rstrip("/")
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.Client(base_url=self.url, timeout=timeout, headers=headers)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __repr__(self) -> str:
+        return f"<imgfind.Client {self.url}>"
+
+    # -- transport ----------------------------------------------------------------------------
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Send one request to ``/api<path>``; an error answer raises its typed exception."""
+        try:
+            resp = self._http.request(method, "/api" + path, **kwargs)
+        except httpx.HTTPError as e:
+            raise ImgfindError(f"cannot reach the imgfind server at {self.url} ({e}); is "
+                               "`imgfind serve` running there?") from None
+        if resp.status_code >= 400:
+            try:
+                err = resp.json()["error"]
+                code, message = err["code"], err["message"]
+            except (ValueError, KeyError, TypeError):
+                code, message = None, f"HTTP {resp.status_code}: {resp.text[:300]}"
+            raise from_code(code, message)
+        return resp
+
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Like :meth:`request`, returning the decoded JSON answer."""
+        return self.request(method, path, **kwargs).json()
+
+    # -- collections --------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        return self.call("GET", "/health")
+
+    def collections(self) -> list[CollectionInfo]:
+        """The server's collections (as ``Library.collections()``)."""
+        return [_info(d) for d in self.call("GET", "/collections")["collections"]]
+
+    def collection(self, name: str = DEFAULT_COLLECTION) -> RemoteCollection:
+        """An existing collection; ``NotFound`` if there is none of that name."""
+        return RemoteCollection(self, _info(self.call("GET", f"/collections/{_seg(name)}")))
+
+    def create_collection(self, name: str, model: str | None = None, *,
+                          exist_ok: bool = False) -> RemoteCollection:
+        """Create a collection bound to ``model`` (omitted: the server's default model)."""
+        try:
+            info = self.call("POST", "/collections", json={"name": name, "model": model})
+        except AlreadyExists:
+            if not exist_ok:
+                raise
+            return self.collection(name)
+        return RemoteCollection(self, _info(info))
+
+    def drop_collection(self, name: str) -> None:
+        self.call("DELETE", f"/collections/{_seg(name)}")
+
+    # -- jobs ---------------------------------------------------------------------------------
+    def job(self, job_id: str) -> dict[str, Any]:
+        """Status of an index job: ``{"id", "state", "done", "total", "indexed", ...}``."""
+        return self.call("GET", f"/jobs/{_seg(job_id)}")
+
+    def cancel_job(self, job_id: str) -> dict[str, Any]:
+        return self.call("DELETE", f"/jobs/{_seg(job_id)}")
+
+
+class RemoteCollection:
+    """A collection on an imgfind server; the same methods as :class:`imgfind.Collection`.
+
+    >>> col = imgfind.Client().collection("default")                   # doctest: +SKIP
+    >>> col.search(like=col.items(limit=1)[0].id, k=5)                 # doctest: +SKIP
+    """
+
+    def __init__(self, client: Client, info: CollectionInfo):
+        self.client = client
+        self.info = info
+        self._base = f"/collections/{_seg(info.name)}"
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def model(self) -> str:
+        return self.info.model
+
+    @property
+    def dim(self) -> int:
+        return self.info.dim
+
+    def __repr__(self) -> str:
+        return f"<RemoteCollection {self.name!r} model={self.model!r} at {self.client.url}>"
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def _call(self, method: str, path: str = "", **kwargs: Any) -> Any:
+        return self.client.call(method, self._base + path, **kwargs)
+
+    # -- writes -------------------------------------------------------------------------------
+    def insert(self, image: ImageLike, metadata: dict[str, Any] | None = None,
+               id: str | None = None) -> str:
+        """Upload and store one image; returns its id (see ``Collection.insert``)."""
+        result = self.insert_batch([{"image": image, "metadata": metadata, "id": id}])[0]
+        if result.error is not None:
+            raise from_code(result.code, result.error)
+        return result.id  # type: ignore[return-value]
+
+    def insert_batch(self, items: Iterable[ImageLike | dict[str, Any]]) -> list[Result]:
+        """Insert many images; one ``Result`` per item, in order (a bad item fails alone)."""
+        entries = [it if isinstance(it, dict) else {"image": it} for it in items]
+        return self._batched("/items/batch", entries, lambda e: {
+            "metadata": e.get("metadata"), "id": e.get("id"), **_wire_image(e.get("image"))})
+
+    def update(self, id: str, image: ImageLike | None = None,
+               metadata: dict[str, Any] | None = None, *, merge: bool = False) -> Item:
+        """Replace an item's image and/or its user metadata (``merge=True`` merges keys)."""
+        result = self.update_batch([{"id": id, "image": image, "metadata": metadata,
+                                     "merge": merge}])[0]
+        if result.error is not None:
+            raise from_code(result.code, result.error)
+        return self.get(id)
+
+    def update_batch(self, items: Iterable[dict[str, Any]]) -> list[Result]:
+        """Update many items: dicts with ``id`` and ``image`` and/or ``metadata``."""
+        def wire(e: dict[str, Any]) -> dict[str, Any]:
+            out = {"id": e.get("id"), "metadata": e.get("metadata"),
+                   "merge": bool(e.get("merge"))}
+            if e.get("image") is not None:
+                out.update(_wire_image(e["image"]))
+            return out
+        return self._batched("/items/update", list(items), wire)
+
+    def set_metadata(self, id: str, metadata: dict[str, Any], *, merge: bool = False) -> Item:
+        """Replace (or merge into) the user metadata of one item."""
+        self._call("PATCH" if merge else "PUT", f"/items/{_seg(id)}/metadata",
+                   content=json.dumps(metadata), headers={"content-type": "application/json"})
+        return self.get(id)
+
+    def delete(self, id: str) -> None:
+        """Delete one item; ``NotFound`` if it does not exist."""
+        self._call("DELETE", f"/items/{_seg(id)}")
+
+    def delete_batch(self, ids: Sequence[str]) -> list[Result]:
+        """Delete many items; one Result per id (``error`` for ids that did not exist)."""
+        ids = list(ids)
+        out: list[Result] = []
+        for i in range(0, len(ids), PAGE // 4):
+            out += [Result.from_dict(r) for r in self._call(
+                "POST", "/items/delete", json={"ids": ids[i:i + PAGE // 4]})["results"]]
+        return out
+
+    def clear(self) -> int:
+        """Delete every item; returns how many were deleted."""
+        return self._call("DELETE", "/items")["deleted"]
+
+    def add(self, *targets: str | Path, recursive: bool = True, skip_duplicates: bool = True,
+            remove_missing: bool = True, progress: Callable[[int, int | None], None] | None = None,
+            cancel: threading.Event | None = None, poll: float = 0.5) -> IndexReport:
+        """Index *server-side* folders/files (inside the server's --allow-path) and wait.
+
+        Runs as a background job on the server; ``progress(done, total)`` is
+        called as it advances and setting ``cancel`` cancels the job.
+
+        >>> col.add("/srv/photos/2024")                                # doctest: +SKIP
+        IndexReport(indexed=812, updated=0, skipped=0, removed=0, errors=[])
+        """
+        if not targets:
+            raise InvalidInput("add() needs at least one folder, file, glob, URL or CSV")
+        job = self._call("POST", "/jobs/index", json={
+            "path": [str(t) for t in targets], "recursive": recursive,
+            "skip_duplicates": skip_duplicates, "remove_missing": remove_missing})
+        cancelled = False
+        while job["state"] == "running":
+            if progress:
+                progress(job["done"], job["total"])
+            if cancel is not None and cancel.is_set() and not cancelled:
+                job, cancelled = self.client.cancel_job(job["id"]), True
+                continue
+            time.sleep(poll)
+            job = self.client.job(job["id"])
+        if job["state"] == "failed":
+            err = job.get("error") or {}
+            raise from_code(err.get("code"), err.get("message", "index job failed"))
+        if progress:
+            progress(job["done"], job["total"])
+        return IndexReport.from_dict(job)
+
+    # -- reads --------------------------------------------------------------------------------
+    def get(self, id: str) -> Item:
+        """Everything known about one item; ``NotFound`` if absent."""
+        return Item.from_dict(self._call("GET", f"/items/{_seg(id)}"))
+
+    def items(self, where: dict | None = None, limit: int = 100, offset: int = 0) -> list[Item]:
+        """Items in insertion order, optionally filtered, for listing and paging."""
+        out: list[Item] = []
+        while limit > 0:
+            page = self._call("GET", "/items", params=_params(
+                where=where, limit=min(limit, PAGE), offset=offset))["items"]
+            out += [Item.from_dict(d) for d in page]
+            if len(page) < min(limit, PAGE):
+                break
+            limit, offset = limit - len(page), offset + len(page)
+        return out
+
+    def image(self, id: str) -> bytes:
+        """The original image bytes."""
+        return self.client.request("GET", f"{self._base}/items/{_seg(id)}/image").content
+
+    def thumbnail(self, id: str) -> bytes:
+        """A small WebP preview of the item."""
+        return self.client.request("GET", f"{self._base}/items/{_seg(id)}/thumbnail").content
+
+    def vector(self, id: str) -> np.ndarray:
+        """The stored unit vector of one item."""
+        d = self._call("GET", f"/items/{_seg(id)}", params={"vector": "true"})
+        return np.asarray(d["vector"], dtype=np.float32)
+
+    def count(self, where: dict | None = None) -> int:
+        return self._call("GET", "/items", params=_params(where=where, limit=0))["total"]
+
+    # -- search -------------------------------------------------------------------------------
+    def search(self, query: QueryLike | None = None, k: int = 10, where: dict | None = None,
+               *, like: str | None = None) -> list[Hit]:
+        """Top-``k`` items nearest to a text, an image (path, URL, bytes, PIL), a vector,
+        or an existing item (``like=id``), optionally restricted by ``where``."""
+        if (query is None) == (like is None):
+            raise InvalidInput("search needs exactly one of a query or like=<id>")
+        body = {"like": like} if like is not None else _wire_query(query)
+        hits = self._call("POST", "/search", json={**body, "k": k, "where": where})["hits"]
+        return [Hit.from_dict(h) for h in hits]
+
+    def search_batch(self, queries: Sequence[QueryLike | dict[str, Any]], k: int = 10,
+                     where: dict | None = None) -> list[list[Hit]]:
+        """Run many queries at once (one request per ``BATCH_ITEMS`` queries)."""
+        wire = [_wire_query(q) for q in queries]
+        out: list[list[Hit]] = []
+        for i in range(0, max(len(wire), 1), BATCH_ITEMS):
+            res = self._call("POST", "/search/batch",
+                             json={"queries": wire[i:i + BATCH_ITEMS], "k": k, "where": where})
+            out += [[Hit.from_dict(h) for h in hs] for hs in res["results"]]
+        return out
+
+    def text_search(self, q: str, k: int = 10, where: dict | None = None) -> list[Hit]:
+        """Full-text search over path, user metadata and EXIF (not the pixels)."""
+        if not isinstance(q, str) or not q.strip():
+            raise InvalidInput("text_search needs a non-empty query string")
+        res = self._call("GET", "/text-search", params=_params(q=q, k=k, where=where))
+        return [Hit.from_dict(h) for h in res["hits"]]
+
+    def duplicates(self, threshold: float = 0.95) -> list[DuplicateGroup]:
+        """Groups of exact copies and of near-duplicates (cosine >= threshold)."""
+        groups = self._call("GET", "/duplicates", params={"threshold": threshold})["groups"]
+        return [DuplicateGroup(ids=list(g["ids"]), score=float(g["score"]),
+                               exact=bool(g["exact"])) for g in groups]
+
+    def check(self) -> dict[str, Any]:
+        """Health of the store and its vector index: ``{"ok": bool, ...}``."""
+        return self._call("GET", "/health")
+
+    def rebuild(self) -> dict[str, Any]:
+        """Rebuild the derived indexes on the server."""
+        return self._call("POST", "/rebuild")
+
+    # -- internals ----------------------------------------------------------------------------
+    def _batched(self, path: str, entries: list[dict[str, Any]],
+                 wire: Callable[[dict[str, Any]], dict[str, Any]]) -> list[Result]:
+        """Send entries in bounded requests; an entry that fails locally fails alone."""
+        results: list[Result | None] = [None] * len(entries)
+        chunk: list[tuple[int, dict[str, Any]]] = []
+        size = 0
+
+        def flush() -> None:
+            nonlocal size
+            if chunk:
+                res = self._call("POST", path, json={"items": [w for _, w in chunk]})
+                for (i, _), r in zip(chunk, res["results"]):
+                    results[i] = Result.from_dict(r)
+            chunk.clear()
+            size = 0
+
+        for i, e in enumerate(entries):
+            try:
+                w = wire(e)
+            except ImgfindError as err:
+                item_id = e.get("id")
+                results[i] = Result(id=item_id, error=err.message, code=err.code)
+                continue
+            chunk.append((i, w))
+            size += len(w.get("image_b64") or "")
+            if len(chunk) >= BATCH_ITEMS or size >= BATCH_BYTES:
+                flush()
+        flush()
+        return results  # type: ignore[return-value]
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+def _seg(value: str) -> str:
+    return quote(str(value), safe="")
+
+
+def _info(d: dict[str, Any]) -> CollectionInfo:
+    return CollectionInfo(name=d["name"], model=d["model"], dim=int(d["dim"]),
+                          created=d.get("created"))
+
+
+def _params(**kw: Any) -> dict[str, Any]:
+    return {k: json.dumps(v) if k == "where" else v for k, v in kw.items() if v is not None}
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _wire_image(image: Any) -> dict[str, str]:
+    """What the server needs for an image argument: a URL to fetch, or the bytes.
+
+    Uses the library's own reading of the argument, so a missing file or an
+    unusable type fails here exactly as it fails in the library.
+    """
+    src = _to_source(image)
+    if src.kind == "url":
+        return {"url": src.ref}
+    if src.data is not None:
+        return {"image_b64": _b64(src.data)}
+    return {"image_b64": _b64(_read_file(Path(src.ref)))}
+
+
+def _wire_query(q: Any) -> dict[str, Any]:
+    """A search query as JSON, classified by the library's own rules (text/image/vector/like)."""
+    kind, value = _classify(q)
+    if kind == "text":
+        return {"text": value}
+    if kind == "like":
+        return {"like": value}
+    if kind == "vector":
+        arr = np.asarray(value, dtype=np.float32).reshape(-1)
+        return {"vector": [float(x) for x in arr]}
+    if isinstance(value, str) and value.startswith(("http://", "https://")):
+        return {"url": value}
+    if isinstance(value, Image.Image):
+        buf = io.BytesIO()
+        value.save(buf, format="PNG")  # lossless: the server sees the same pixels
+        return {"image_b64": _b64(buf.getvalue())}
+    if isinstance(value, (bytes, bytearray)):
+        return {"image_b64": _b64(bytes(value))}
+    if isinstance(value, (str, Path)):
+        return {"image_b64": _b64(_read_file(Path(value).expanduser()))}
+    raise InvalidInput(f"cannot search by a {type(value).__name__}")
+
+
+def _read_file(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise SourceError(f"cannot read {path}: {e.strerror}") from None
