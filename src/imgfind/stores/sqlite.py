@@ -590,7 +590,7 @@ class SQLiteStore:
         bits[match] = True
         bitmap = np.packbits(bits, bitorder="little")
         # The selector only points at `bitmap`: it must stay referenced until searches end.
-        sel = faiss.IDSelectorBitmap(len(bits), faiss.swig_ptr(bitmap))
+        sel = faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap))   # n is in bytes
         want = min(k, len(match))
         if ix.kind == FLAT:
             scores, rowids = ix.search(q, want, selector=sel)
