@@ -1,0 +1,317 @@
+"""Embedders: loading (folder, env var, HF cache, offline errors), shapes, batching,
+picklable preprocessing, pHash near/far behaviour, presets."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import multiprocessing
+import os
+import pickle
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from imgfind import embedders
+from imgfind.embedders import (
+    DEFAULT_MODEL,
+    ClipPreprocessor,
+    OnnxClipEmbedder,
+    PHashEmbedder,
+    list_models,
+    load_embedder,
+    quantize,
+)
+from imgfind.embedders.phash import hamming
+from imgfind.errors import InvalidInput, ModelUnavailable
+
+DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+SRC = Path(embedders.__file__).resolve().parents[2]
+
+
+def photos(n: int) -> list[Image.Image]:
+    """``n`` real photos, half Flickr8k, half ImageNet (varied sizes and aspect ratios)."""
+    paths = (sorted((DATASETS / "flickr8k-1k" / "images").glob("*.jpg"))[: n - n // 2]
+             + sorted((DATASETS / "imagenet-sample-1000").glob("*.JPEG"))[: n // 2])
+    if len(paths) < n:
+        pytest.skip(f"needs {n} photos under {DATASETS}")
+    return [Image.open(p).convert("RGB") for p in paths]
+
+
+@pytest.fixture(scope="module")
+def clip(tiny_model_dir: Path) -> OnnxClipEmbedder:
+    emb = load_embedder(model_path=tiny_model_dir, threads=1)
+    assert isinstance(emb, OnnxClipEmbedder)
+    return emb
+
+
+def run_python(code: str, env: dict[str, str], timeout: float = 120) -> str:
+    """Run ``code`` in a fresh interpreter (huggingface_hub reads its env vars on import)."""
+    full = {**os.environ, **env,
+            "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-c", code], env=full, capture_output=True,
+                          text=True, timeout=timeout, check=False)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def fake_hf_cache(hf_home: Path, repo: str, model_dir: Path) -> None:
+    """Put ``model_dir`` into a Hugging Face cache as ``repo``, the way a download leaves it."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    root = hf_home / "hub" / f"models--{repo.replace('/', '--')}"
+    (root / "refs").mkdir(parents=True)
+    (root / "refs" / "main").write_text(commit)
+    snap = root / "snapshots" / commit
+    snap.mkdir(parents=True)
+    for name in ("config.json", "visual", "textual"):
+        (snap / name).symlink_to(model_dir / name)
+
+
+# -- loading -------------------------------------------------------------------------------
+
+def test_load_from_folder(clip: OnnxClipEmbedder, tiny_model_dir: Path) -> None:
+    assert clip.name == "imgfind-test-tiny"  # from config.json's "name"
+    assert (clip.dim, clip.image_size, clip.context_length) == (64, 224, 77)
+    assert clip.supports_text
+    assert clip.device == "cpu" and "CPUExecutionProvider" in clip.providers
+    assert clip.threads == 1
+    assert isinstance(clip, embedders.Embedder)
+    # an explicit model name wins over the folder's
+    assert load_embedder("my-clip", model_path=tiny_model_dir).name == "my-clip"
+
+
+def test_name_from_folder_when_config_names_none(tiny_model_dir: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "My-CLIP"
+    shutil.copytree(tiny_model_dir, folder, ignore=shutil.ignore_patterns("reference"))
+    config = json.loads((folder / "config.json").read_text())
+    del config["name"]
+    (folder / "config.json").write_text(json.dumps(config))
+    assert load_embedder(model_path=folder).name == "My-CLIP"
+
+
+def test_env_var_model_path(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMGFIND_MODEL_PATH", str(tiny_model_dir))
+    assert load_embedder().name == "imgfind-test-tiny"
+    assert load_embedder("imgfind-test-tiny").dim == 64
+    assert load_embedder("phash").name == "phash"
+
+
+def test_missing_files_are_named(tiny_model_dir: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "broken"
+    shutil.copytree(tiny_model_dir, folder, ignore=shutil.ignore_patterns("reference"))
+    (folder / "visual" / "preprocess_cfg.json").unlink()
+    with pytest.raises(ModelUnavailable, match="preprocess_cfg.json"):
+        load_embedder(model_path=folder)
+    with pytest.raises(ModelUnavailable, match="does not exist"):
+        load_embedder(model_path=tmp_path / "nowhere")
+
+
+def test_preset_loads_from_hf_cache_offline(tiny_model_dir: Path, tmp_path: Path) -> None:
+    # The same code path as a real download: name -> repo -> HF cache snapshot -> embedder.
+    fake_hf_cache(tmp_path / "hf", "immich-app/ViT-B-32__openai", tiny_model_dir)
+    out = run_python(
+        "import json\n"
+        "from imgfind.embedders import load_embedder, list_models\n"
+        "e = load_embedder('ViT-B-32__openai', threads=1)\n"
+        "v = e.embed_texts(['a dog'])\n"
+        "print(json.dumps({'name': e.name, 'dim': e.dim, 'shape': list(v.shape),\n"
+        "                  'cached': {m.name: m.cached for m in list_models()}}))\n",
+        {"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1", "IMGFIND_MODEL_PATH": ""})
+    got = json.loads(out.strip().splitlines()[-1])
+    assert got["name"] == "ViT-B-32__openai" and got["dim"] == 64 and got["shape"] == [1, 64]
+    assert got["cached"]["ViT-B-32__openai"] is True
+    assert not any(v for k, v in got["cached"].items() if k != "ViT-B-32__openai")
+
+
+OFFLINE_CODE = (
+    "from imgfind.embedders import load_embedder\n"
+    "from imgfind.errors import ModelUnavailable\n"
+    "try:\n"
+    "    load_embedder('ViT-L-14__openai')\n"
+    "except ModelUnavailable as e:\n"
+    "    print('ERROR', e.code, e)\n"
+)
+
+
+def _check_offline_message(out: str) -> None:
+    assert out.startswith("ERROR model_unavailable"), out
+    assert "ViT-L-14__openai" in out
+    assert "--model-path DIR" in out and "IMGFIND_MODEL_PATH" in out
+
+
+def test_offline_mode_error(tmp_path: Path) -> None:
+    out = run_python(OFFLINE_CODE, {"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1",
+                                    "IMGFIND_MODEL_PATH": ""})
+    _check_offline_message(out)
+    assert "HF_HUB_OFFLINE" in out
+
+
+def test_unreachable_hub_error(tmp_path: Path) -> None:
+    with socket.socket() as s:  # a port nobody listens on: connection refused at once
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = run_python(OFFLINE_CODE, {
+        "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "0", "IMGFIND_MODEL_PATH": "",
+        "HF_ENDPOINT": f"http://127.0.0.1:{port}", "HF_HUB_ETAG_TIMEOUT": "5",
+        "HF_HUB_DOWNLOAD_TIMEOUT": "5"})
+    _check_offline_message(out)
+    assert "HF_HUB_OFFLINE" not in out
+
+
+def test_list_models() -> None:
+    models = {m.name: m for m in list_models()}
+    assert DEFAULT_MODEL in models
+    for name in ("ViT-B-32__openai", "ViT-B-16__openai", "ViT-L-14__openai",
+                 "ViT-B-16-SigLIP__webli"):
+        assert name in models
+    for m in models.values():
+        assert m.repo == f"immich-app/{m.name}"
+        assert 50 < m.imagenet_top1 < 90 and m.dim in (512, 768, 1152)
+        assert isinstance(m.cached, bool)
+    order = [m.image_gflops for m in list_models()]
+    assert order[0] == min(order) and order[-1] == max(order)  # small/fast to large/precise
+    assert models["ViT-L-14__openai"].imagenet_top1 > models["ViT-B-32__openai"].imagenet_top1
+
+
+def test_resolve_names() -> None:
+    assert embedders.resolve("ViT-B-32__openai") == ("ViT-B-32__openai",
+                                                     "immich-app/ViT-B-32__openai")
+    assert embedders.resolve("immich-app/RN50__openai") == ("RN50__openai",
+                                                            "immich-app/RN50__openai")
+    assert embedders.resolve("me/clip") == ("me/clip", "me/clip")
+    with pytest.raises(ModelUnavailable):
+        embedders.resolve(" ")
+
+
+# -- CLIP embedding ------------------------------------------------------------------------
+
+def test_shapes_and_normalization(clip: OnnxClipEmbedder) -> None:
+    images = photos(4)
+    v = clip.embed_images(images)
+    t = clip.embed_texts(["a dog running on the beach", "a red car", "two children"])
+    for arr, n in ((v, 4), (t, 3)):
+        assert arr.shape == (n, 64) and arr.dtype == np.float32
+        np.testing.assert_allclose(np.linalg.norm(arr, axis=1), 1.0, atol=1e-5)
+    assert clip.embed_images([]).shape == (0, 64)
+    assert clip.embed_texts([]).shape == (0, 64)
+
+
+def test_batch_equals_single(clip: OnnxClipEmbedder, tiny_model_dir: Path) -> None:
+    images = photos(5)
+    batch = clip.embed_images(images)
+    single = np.concatenate([clip.embed_images([im]) for im in images])
+    np.testing.assert_allclose(batch, single, atol=1e-5)
+    # batches split into chunks smaller than the input give the same vectors
+    chunked = OnnxClipEmbedder(tiny_model_dir, threads=1, batch_size=2)
+    np.testing.assert_allclose(chunked.embed_images(images), batch, atol=1e-5)
+    texts = ["a dog", "a cat on a sofa", "people at a market"]
+    np.testing.assert_allclose(clip.embed_texts(texts),
+                               np.concatenate([clip.embed_texts([t]) for t in texts]), atol=1e-5)
+
+
+def test_different_inputs_differ(clip: OnnxClipEmbedder) -> None:
+    v = clip.embed_images(photos(6))
+    sims = v @ v.T
+    assert sims[~np.eye(6, dtype=bool)].max() < 0.999
+    t = clip.embed_texts(["a dog running on the beach", "a bowl of soup on a table"])
+    assert float(t[0] @ t[1]) < 0.99
+
+
+def test_bad_inputs(clip: OnnxClipEmbedder) -> None:
+    with pytest.raises(InvalidInput, match="shape"):
+        clip.embed_pixels(np.zeros((1, 3, 32, 32), np.float32))
+    with pytest.raises(InvalidInput):
+        clip.embed_texts("a single string")
+
+
+def test_tokenizer_pads_and_truncates(clip: OnnxClipEmbedder) -> None:
+    ids = clip.tokenize(["a dog", "dog " * 200])
+    assert ids.shape == (2, 77)
+    # <|startoftext|> a dog <|endoftext|>, then padding with <|endoftext|>
+    assert ids[0, :4].tolist() == [49406, 320, 1929, 49407] and (ids[0, 4:] == 49407).all()
+    assert ids[1, 0] == 49406 and ids[1, -1] == 49407 and (ids[1, 1:-1] == 1929).all()
+
+
+def test_preprocessor_pickles_and_runs_in_worker_processes(clip: OnnxClipEmbedder) -> None:
+    pre = clip.preprocessor()
+    copy = pickle.loads(pickle.dumps(pre))
+    assert isinstance(copy, ClipPreprocessor)
+    images = photos(4)
+    here = [pre(im) for im in images]
+    assert here[0].shape == (3, 224, 224) and here[0].dtype == np.float32
+    np.testing.assert_array_equal(copy(images[0]), here[0])
+    # spawn: nothing is inherited, everything the worker gets went through pickle
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        there = pool.map(pre, images)
+    for a, b in zip(here, there, strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(clip.embed_pixels(np.stack(there)), clip.embed_images(images),
+                               atol=1e-6)
+
+
+def test_squash_resize_mode() -> None:
+    pre = ClipPreprocessor(64, [0.5] * 3, [0.5] * 3, "bilinear", "squash")
+    left_red = Image.new("RGB", (300, 100), "blue")
+    left_red.paste((255, 0, 0), (0, 0, 100, 100))
+    out = pre(left_red)
+    assert out.shape == (3, 64, 64)
+    # squash keeps the whole width: the red third is still there (a center crop would cut it)
+    assert out[0, :, :10].mean() > 0.9 and out[2, :, :10].mean() < -0.9
+    cropped = ClipPreprocessor(64, [0.5] * 3, [0.5] * 3)(left_red)
+    assert cropped[0, :, :10].mean() < -0.9
+
+
+def test_quantize(clip: OnnxClipEmbedder, tiny_model_dir: Path, tmp_path: Path) -> None:
+    out = quantize(tiny_model_dir, tmp_path / "int8")
+    q = load_embedder(model_path=out, threads=1)
+    assert q.name == "imgfind-test-tiny-int8" and q.dim == clip.dim
+    images = photos(4)
+    sims = np.sum(q.embed_images(images) * clip.embed_images(images), axis=1)
+    assert sims.min() > 0.95
+    assert (out / "visual" / "model.onnx").stat().st_size < \
+        (tiny_model_dir / "visual" / "model.onnx").stat().st_size
+    with pytest.raises(InvalidInput, match="not empty"):
+        quantize(tiny_model_dir, out)
+
+
+# -- perceptual hash -----------------------------------------------------------------------
+
+def test_phash_near_and_far() -> None:
+    emb = load_embedder("phash")
+    assert isinstance(emb, PHashEmbedder)
+    assert (emb.name, emb.dim, emb.supports_text) == ("phash", 64, False)
+    images = photos(10)
+    v = emb.embed_images(images)
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-6)
+    for im, vec in zip(images, v, strict=True):
+        half = im.resize((im.width // 2, im.height // 2), Image.Resampling.BILINEAR)
+        buf = io.BytesIO()
+        im.save(buf, "JPEG", quality=40)
+        reencoded = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+        copies = emb.embed_images([im.copy(), half, reencoded])
+        assert hamming(vec, copies[0]) == 0
+        assert hamming(vec, copies[1]) <= 6 and hamming(vec, copies[2]) <= 6
+    for i, j in itertools.combinations(range(len(images)), 2):
+        d = int(hamming(v[i], v[j]))
+        assert d >= 12, (i, j, d)
+        # cosine is an exact function of the Hamming distance
+        assert float(v[i] @ v[j]) == pytest.approx(1 - 2 * d / 64, abs=1e-6)
+
+
+def test_phash_preprocessor_and_errors() -> None:
+    emb = PHashEmbedder()
+    pre = pickle.loads(pickle.dumps(emb.preprocessor()))
+    images = photos(2)
+    np.testing.assert_array_equal(emb.embed_pixels(np.stack([pre(im) for im in images])),
+                                  emb.embed_images(images))
+    with pytest.raises(InvalidInput, match="text"):
+        emb.embed_texts(["a dog"])
+    with pytest.raises(InvalidInput, match="shape"):
+        emb.embed_pixels(np.zeros((1, 3, 32, 32)))
