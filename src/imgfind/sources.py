@@ -34,7 +34,14 @@ import httpx
 from imgfind.errors import ImageTooLarge, PathNotAllowed, SourceError
 from imgfind.imageio import IMAGE_EXTENSIONS, Limits
 
-__all__ = ["Source", "fetch_url", "iter_sources", "read_bytes", "resolve_allowed"]
+__all__ = [
+    "Source",
+    "fetch_url",
+    "iter_sources",
+    "read_bytes",
+    "resolve_allowed",
+    "split_archive_ref",
+]
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +67,7 @@ class Source:
 
     ``ref`` is an absolute file path, an http(s) URL, ``"archive.zip!member.jpg"``
     or ``"upload:<name>"``; ``data`` is set when the bytes are already in hand
-    (uploads, and tar members, which can only be read front to back).
+    (uploads).
 
     >>> Source("upload:cat.jpg", "bytes", {"album": "pets"}, b"...").kind
     'bytes'
@@ -289,22 +296,14 @@ def _iter_zip(path: Path) -> Iterator[Source]:
             yield Source(ref=f"{path}!{info.filename}", kind="archive")
 
 
-def _iter_tar(path: Path, max_bytes: int = Limits.max_bytes) -> Iterator[Source]:
-    # Compressed tars have no index: reading members on demand would
-    # decompress from the start every time, so members are read in one pass.
-    # An oversized member comes without data; read_bytes then reports it.
+def _iter_tar(path: Path) -> Iterator[Source]:
+    # Listing needs one pass over the data (a tar has no index), but nothing
+    # is kept: members are read later, through _TarCursor.
     try:
         with tarfile.open(path, mode="r|*") as tf:
             for member in tf:
-                if not member.isfile() or not _member_ok(member.name):
-                    continue
-                ref = f"{path}!{member.name}"
-                if member.size > max_bytes:
-                    yield Source(ref=ref, kind="archive")
-                    continue
-                fileobj = tf.extractfile(member)
-                if fileobj is not None:
-                    yield Source(ref=ref, kind="archive", data=fileobj.read())
+                if member.isfile() and _member_ok(member.name):
+                    yield Source(ref=f"{path}!{member.name}", kind="archive")
     except (tarfile.TarError, OSError, EOFError) as e:
         raise SourceError(f"{path} is not a readable tar archive: {e}") from e
 
@@ -354,11 +353,23 @@ def _read_file(path: Path, max_bytes: int) -> bytes:
     return data
 
 
-def _read_member(ref: str, max_bytes: int) -> bytes:
+def split_archive_ref(ref: str) -> tuple[Path, str]:
+    """Split ``"<archive>!<member>"`` into the archive's path and the member name.
+
+    Archive and member names may contain "!" themselves; the archive part is
+    the shortest prefix that ends in an archive suffix.
+
+    >>> split_archive_ref("/data/a!b.zip!album/c!.jpg")
+    (PosixPath('/data/a!b.zip'), 'album/c!.jpg')
+    """
     match = _ARCHIVE_REF.match(ref)
     if match is None:
         raise SourceError(f"{ref} is not of the form <archive>!<member>")
-    archive, member = Path(match["archive"]), match["member"]
+    return Path(match["archive"]), match["member"]
+
+
+def _read_member(ref: str, max_bytes: int) -> bytes:
+    archive, member = split_archive_ref(ref)
     if not archive.is_file():
         raise SourceError(f"no such archive: {archive}")
     try:
@@ -380,20 +391,56 @@ def _read_member(ref: str, max_bytes: int) -> bytes:
     return data
 
 
-def _read_tar_member(archive: Path, member: str, ref: str, max_bytes: int) -> bytes:
-    with tarfile.open(archive, mode="r|*") as tf:
-        for info in tf:
+class _TarCursor:
+    """A forward-only reader over one tar archive.
+
+    A compressed tar can only be read front to back, so opening it per member
+    would cost O(n^2) decompression for n members. Members are normally read in
+    archive order (the order :func:`iter_sources` lists them), so one cursor
+    per thread that keeps going forward makes a whole archive one pass.
+    """
+
+    def __init__(self, key: tuple) -> None:
+        self.key = key
+        self.tar = tarfile.open(key[0], mode="r|*")  # noqa: SIM115 - closed by close()
+        self.passed: set[str] = set()
+
+    def read(self, member: str, ref: str, max_bytes: int) -> bytes:
+        while (info := self.tar.next()) is not None:
+            self.passed.add(info.name)
             if info.name != member:
                 continue
-            if not info.isfile():
-                break
             if info.size > max_bytes:
                 raise _too_large(ref, info.size, max_bytes)
-            fileobj = tf.extractfile(info)
+            fileobj = self.tar.extractfile(info) if info.isfile() else None
             if fileobj is None:
                 break
             return fileobj.read(max_bytes + 1)
-    raise KeyError(member)
+        raise KeyError(member)
+
+    def close(self) -> None:
+        self.tar.close()
+
+
+_tar_cursors = threading.local()
+
+
+def _read_tar_member(archive: Path, member: str, ref: str, max_bytes: int) -> bytes:
+    st = archive.stat()
+    # The pid is part of the key: a forked worker must not read through its
+    # parent's file offset.
+    key = (str(archive), st.st_mtime_ns, st.st_size, os.getpid())
+    cursor: _TarCursor | None = getattr(_tar_cursors, "cursor", None)
+    if cursor is None or cursor.key != key or member in cursor.passed:
+        if cursor is not None and cursor.key[3] == key[3]:
+            cursor.close()
+        cursor = _tar_cursors.cursor = _TarCursor(key)
+    try:
+        return cursor.read(member, ref, max_bytes)
+    except (tarfile.TarError, OSError, EOFError):
+        cursor.close()
+        _tar_cursors.cursor = None
+        raise
 
 
 def fetch_url(
