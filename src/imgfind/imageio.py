@@ -292,6 +292,11 @@ def load_image(obj: bytes | str | Path | Image.Image, *, limits: Limits = Limits
     'RGB'
     """
     if isinstance(obj, Image.Image):
+        try:
+            # Load first: TIFF rotates itself on load and then drops the tag.
+            obj.load()
+        except _DECODE_ERRORS as e:
+            raise InvalidImage(f"the image data is truncated or corrupt: {e}") from e
         return _orient(_to_rgb(obj), _orientation_of(obj))
     if isinstance(obj, (bytes, bytearray, memoryview)):
         return decode(bytes(obj), limits=limits).image
