@@ -234,6 +234,7 @@ class SQLiteStore:
         self._local_writes = True
         self._unsaved = 0
         self._indexed_exprs = self._load_expression_indexes()
+        _remove_dead_temp_files(self.folder)
 
     # ----------------------------------------------------------------- creation
     @classmethod
@@ -887,6 +888,16 @@ class SQLiteStore:
                                                     "nlist": ix.nlist, "nprobe": ix.nprobe},
                 "seconds": round(time.perf_counter() - t0, 3)}
 
+    def flush(self) -> None:
+        """Save the vector index now if it absorbed changes since its last save.
+
+        Optional: the index is saved on close and every ``save_every`` changes,
+        and a lost save only costs a catch-up from the rows on the next open.
+        """
+        with self._lock:
+            if self._ix is not None and self._unsaved:
+                self._save_index()
+
     def close(self) -> None:
         """Save the index if it changed since the last save, then close the database."""
         with self._lock:
@@ -896,6 +907,18 @@ class SQLiteStore:
                 self._save_index()
             self._closed = True
             self._conn.close()
+
+
+def _remove_dead_temp_files(folder: Path) -> None:
+    """Delete index temp files left by processes killed while saving."""
+    for tmp in folder.glob(f".{INDEX_FILE}.*.tmp"):
+        try:
+            pid = int(tmp.name.split(".")[-2])
+            os.kill(pid, 0)          # raises if no such process: the file is orphaned
+        except ProcessLookupError:
+            tmp.unlink(missing_ok=True)
+        except (ValueError, PermissionError, OSError):
+            continue
 
 
 def _normalize(v: np.ndarray, what: str) -> np.ndarray:
