@@ -164,9 +164,17 @@ def test_csv_without_a_known_column_or_header(tmp_path: Path) -> None:
         ("two.png", {"label": "dog"}),
     ]
     bare = tmp_path / "bare.csv"
-    bare.write_text("one.jpg\nhttp://example.com/two.jpg\n")
-    assert [(s.kind, s.metadata) for s in iter_sources(bare)] == [("file", {}), ("url", {})]
-    assert next(iter_sources(bare)).ref == str(tmp_path / "one.jpg")
+    bare.write_text('one.jpg\nhttp://example.com/two.jpg\n"three\nlines.png"\nset.zip!a/b.jpg\n')
+    assert [(s.ref, s.kind, s.metadata) for s in iter_sources(bare)] == [
+        (str(tmp_path / "one.jpg"), "file", {}),
+        ("http://example.com/two.jpg", "url", {}),
+        (str(tmp_path / "three\nlines.png"), "file", {}),
+        (f"{tmp_path / 'set.zip'}!a/b.jpg", "archive", {}),
+    ]
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("path,caption\na.jpg,caf\xe9\n".encode("latin-1"))
+    with pytest.raises(SourceError, match="UTF-8"):
+        list(iter_sources(latin))
 
 
 def make_archive_members(jpg: bytes, png: bytes) -> dict[str, bytes]:

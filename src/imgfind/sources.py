@@ -17,6 +17,7 @@ disk, and URL fetches are bounded in size and total time.
 from __future__ import annotations
 
 import csv
+import itertools
 import logging
 import os
 import re
@@ -27,7 +28,7 @@ import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TextIO
 
 import httpx
 
@@ -111,9 +112,10 @@ def iter_sources(target: str | Path, *, recursive: bool = True) -> Iterator[Sour
       files, ignoring case and hidden files, like the folder walk.
     - http(s) URL: one ``kind="url"`` source.
     - ``.csv``: one source per row from the column named path/url/source/
-      file/filename/image (else the first column); relative paths are
-      relative to the CSV; other non-empty cells become metadata (numbers
-      become int/float).
+      file/filename/image (else the first column; a header row is optional);
+      cells may be paths (relative ones are relative to the CSV), URLs or
+      ``archive.zip!member`` refs; other non-empty cells become metadata
+      (numbers become int/float, zero-padded ones such as "007" stay text).
     - archive: image members as ``kind="archive"``, ref ``"<archive>!<member>"``.
 
     Raises :class:`~imgfind.errors.SourceError` when the target does not exist.
@@ -233,34 +235,37 @@ def _coerce(cell: str) -> Any:
 
 def _iter_csv(path: Path) -> Iterator[Source]:
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        with path.open(encoding="utf-8-sig", newline="") as f:
+            yield from _csv_rows(f, path.parent)
     except UnicodeDecodeError as e:
         raise SourceError(f"{path} is not UTF-8 text; save the CSV as UTF-8") from e
+    except csv.Error as e:
+        raise SourceError(f"{path} is not a readable CSV file: {e}") from e
     except OSError as e:
         raise SourceError(f"cannot read {path}: {e.strerror or e}") from e
+
+
+def _csv_rows(f: TextIO, base: Path) -> Iterator[Source]:
+    sample = f.read(8192)
+    f.seek(0)
     try:
-        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(
-            text[:8192], delimiters=",;\t"
-        )
+        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(sample, delimiters=",;\t")
     except csv.Error:
         dialect = csv.excel
-    rows = csv.reader(text.splitlines(), dialect)
-    header = next(rows, None)
-    if header is None:
+    rows: Iterator[list[str]] = csv.reader(f, dialect)
+    first = next(rows, None)
+    if first is None:
         return
-    header = [name.strip() for name in header]
+    header = [name.strip() for name in first]
     lowered = [name.lower() for name in header]
     ref_col = next((lowered.index(n) for n in _REF_COLUMNS if n in lowered), None)
     if ref_col is None and header and (_is_url(header[0]) or _has_image_ext(header[0])):
         # No header row: the first line is already an image reference.
-        rows = csv.reader(text.splitlines(), dialect)
+        rows = itertools.chain([first], rows)
         header = []
     ref_col = ref_col or 0
-    base = path.parent
     for row in rows:
-        if len(row) <= ref_col:
-            continue
-        ref = row[ref_col].strip()
+        ref = row[ref_col].strip() if len(row) > ref_col else ""
         if not ref:
             continue
         meta = {
@@ -270,10 +275,16 @@ def _iter_csv(path: Path) -> Iterator[Source]:
         }
         if _is_url(ref):
             yield Source(ref=ref, kind="url", metadata=meta)
+        elif match := _ARCHIVE_REF.match(ref):
+            archive = _absolute(match["archive"], base)
+            yield Source(ref=f"{archive}!{match['member']}", kind="archive", metadata=meta)
         else:
-            full = Path(ref).expanduser()
-            full = full if full.is_absolute() else base / full
-            yield Source(ref=os.path.abspath(full), kind="file", metadata=meta)
+            yield Source(ref=_absolute(ref, base), kind="file", metadata=meta)
+
+
+def _absolute(ref: str, base: Path) -> str:
+    full = Path(ref).expanduser()
+    return os.path.abspath(full if full.is_absolute() else base / full)
 
 
 def _member_ok(name: str) -> bool:
