@@ -136,11 +136,18 @@ def list_models() -> list[ModelInfo]:
     return [replace(m, cached=is_cached(m.repo)) for m in PRESETS.values()]
 
 
-def _offline_message(name: str, repo: str, why: object) -> str:
-    return (f"model {name!r} is not in the local cache and could not be downloaded from "
-            f"the Hugging Face hub ({repo}): {why}. Without network access, download the repo "
-            "elsewhere and pass its folder with --model-path DIR or the IMGFIND_MODEL_PATH "
-            "environment variable")
+def _offline_message(name: str, repo: str, error: BaseException) -> str:
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        why = "HF_HUB_OFFLINE is set"
+    else:
+        # huggingface_hub wraps the network error; its first line says what happened
+        why = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+    return (f"model {name!r} is not in the local Hugging Face cache and could not be "
+            f"downloaded from the hub ({repo}: {why}). Without network access, copy the "
+            "model folder from a machine that has it and pass it with --model-path DIR "
+            "or the IMGFIND_MODEL_PATH environment variable")
 
 
 def fetch(model: str) -> tuple[str, Path]:
@@ -175,10 +182,10 @@ def fetch(model: str) -> tuple[str, Path]:
             f"{', '.join(PRESETS)}, another immich-app model name, or a local folder with "
             "--model-path DIR") from e
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError, ValueError) as e:
-        raise ModelUnavailable(_offline_message(name, repo, type(e).__name__)) from e
+        raise ModelUnavailable(_offline_message(name, repo, e)) from e
     except Exception as e:
         # httpx / connection errors surface under several classes across versions
         if type(e).__module__.split(".")[0] in ("httpx", "httpcore", "requests", "urllib3"):
-            raise ModelUnavailable(_offline_message(name, repo, type(e).__name__)) from e
+            raise ModelUnavailable(_offline_message(name, repo, e)) from e
         raise
     return name, check_model_dir(folder)
