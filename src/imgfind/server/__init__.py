@@ -12,8 +12,9 @@ from typing import Any
 
 from ..api import Library
 from .app import create_app
+from .background import BackgroundServer
 
-__all__ = ["create_app", "serve"]
+__all__ = ["BackgroundServer", "create_app", "serve"]
 
 log = logging.getLogger("imgfind.server")
 
