@@ -216,6 +216,25 @@ def test_batch_equals_single(clip: OnnxClipEmbedder, tiny_model_dir: Path) -> No
                                np.concatenate([clip.embed_texts([t]) for t in texts]), atol=1e-5)
 
 
+def test_fixed_batch_export(clip: OnnxClipEmbedder, tiny_model_dir: Path,
+                            tmp_path: Path) -> None:
+    # Immich's hub exports have a batch axis fixed at 1; batches must be fed one by one.
+    onnx = pytest.importorskip("onnx")
+    folder = tmp_path / "fixed"
+    shutil.copytree(tiny_model_dir, folder, ignore=shutil.ignore_patterns("reference"))
+    for tower in ("visual", "textual"):
+        path = folder / tower / "model.onnx"
+        model = onnx.load(str(path))
+        for value in (*model.graph.input, *model.graph.output):
+            value.type.tensor_type.shape.dim[0].dim_value = 1
+        onnx.save(model, str(path))
+    fixed = OnnxClipEmbedder(folder, threads=1)
+    assert fixed._visual.fixed_batch == 1
+    images, texts = photos(3), ["a dog", "a cat", "a bird"]
+    np.testing.assert_allclose(fixed.embed_images(images), clip.embed_images(images), atol=1e-5)
+    np.testing.assert_allclose(fixed.embed_texts(texts), clip.embed_texts(texts), atol=1e-5)
+
+
 def test_different_inputs_differ(clip: OnnxClipEmbedder) -> None:
     v = clip.embed_images(photos(6))
     sims = v @ v.T
