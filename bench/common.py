@@ -264,3 +264,8 @@ def flickr_images(n: int) -> list[Path]:
         raise SystemExit(f"no photos under {DATASETS / 'flickr8k-1k' / 'images'}; "
                          "set IMGFIND_DATASETS to the datasets folder")
     return files[:n]
+
+
+def log(msg: str) -> None:
+    """One progress line on stderr, so long runs show where they are."""
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)

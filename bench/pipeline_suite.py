@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .common import CACHE, ensure_model, flickr_images, new_result, table
+from .common import CACHE, ensure_model, flickr_images, log, new_result, table
 
 BATCH = 32  # Collection.add's default batch size; model-only uses the same
 
@@ -136,11 +136,13 @@ def run(quick: bool) -> dict[str, Any]:
         big_files = sorted(big.iterdir())
         for label, folder, fl, count in [("flickr", photos, sorted(photos.iterdir()), n),
                                          ("12mp", big, big_files, n12)]:
+            log(f"{label}: imgfind, naive loop, model-only on {count} photos")
             fig[label] = {
                 "imgfind": _imgfind(folder, model, tmpd / f"home-{label}"),
                 "naive": _naive(fl, model, tmpd / f"naive-{label}"),
                 "model_only": _model_only(fl, model, max(count, 4 * BATCH)),
             }
+        log("int8 model")
         qmodel, how = _quantized(model)
         fig["int8"] = {"how": how}
         if qmodel:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib.util
 from typing import Any
 
-from .common import CACHE, fresh_dir, new_result, run_json_subprocess, table
+from .common import CACHE, fresh_dir, log, new_result, run_json_subprocess, table
 from .data import FILTERS, make_dataset
 from .systems import REQUIRES, SYSTEMS
 
@@ -56,12 +56,14 @@ def run(quick: bool, sizes: list[int] | None = None, systems: list[str] | None =
         res["figures"]["systems"][name] = {
             "filter_mode": SYSTEMS[name].filter_mode, "delete_mode": SYSTEMS[name].delete_mode}
     for n in sizes:
+        log(f"data: {n:,} vectors, {nq} queries")
         ds = make_dataset(CACHE / f"vectors-{n}-q{nq}", n=n, n_queries=nq)
         res["params"].setdefault("data", ds.describe())
         per: dict[str, Any] = {}
         for name in names:
             if name in res["figures"]["unavailable"]:
                 continue
+            log(f"{name}: build + search at n={n:,}")
             path = fresh_dir(CACHE / "store-runs" / f"{name}-{n}")
             # a 1M build of the slowest peers takes tens of minutes on 2 cores
             timeout = 600 + n * (0.01 if n > 100_000 else 0.005)

@@ -1,0 +1,208 @@
+"""``python -m bench report``: docs/benchmarks.md and docs/img/*.png from the latest results.
+
+For each suite the newest full result is used, else the newest ``--quick`` one
+(marked as such). Every table a suite stored is rendered; the store suite also
+gets recall-vs-latency curves and insert-throughput bars, the pipeline suite
+images/s bars.
+
+Example::
+
+    write_report(Path("bench/results"), Path("docs"))
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .common import fmt
+
+SUITES = ["store", "pipeline", "cli", "server", "quality"]
+COMMANDS = {
+    "store": "python -m bench store            # 100k and 1M; add --sizes 100000 for a subset",
+    "pipeline": "python -m bench pipeline",
+    "cli": "python -m bench cli",
+    "server": "python -m bench server",
+    "quality": "python -m bench quality --model-path DIR [--class-folder DIR]",
+}
+
+
+def latest_results(out: Path) -> dict[str, dict[str, Any]]:
+    """suite -> newest result (full runs win over quick runs of any date)."""
+    found: dict[str, dict[str, Any]] = {}
+    for p in sorted(out.glob("*.json")):
+        try:
+            r = json.loads(p.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if r.get("suite") not in SUITES:
+            continue
+        r["_file"] = p.name
+        cur = found.get(r["suite"])
+        key = (not r.get("quick"), r.get("started", ""))
+        if cur is None or key > (not cur.get("quick"), cur.get("started", "")):
+            found[r["suite"]] = r
+    return found
+
+
+def _md_table(t: dict[str, Any]) -> str:
+    lines = [f"**{t['title']}**", "", "| " + " | ".join(t["columns"]) + " |",
+             "|" + "---|" * len(t["columns"])]
+    for r in t["rows"]:
+        lines.append("| " + " | ".join(fmt(v).replace("|", "\\|") for v in r) + " |")
+    if t.get("note"):
+        lines += ["", f"_{t['note']}_"]
+    return "\n".join(lines) + "\n"
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _store_plots(res: dict[str, Any], img: Path) -> list[str]:
+    plt = _plt()
+    out = []
+    for n, per in res["figures"]["sizes"].items():
+        for key, label in (("all", "unfiltered"), ("bucket", "1% filter"),
+                           ("group", "10% filter")):
+            fig, ax = plt.subplots(figsize=(7, 4.5))
+            for name, r in per.items():
+                s = r.get("search")
+                if not s:
+                    continue
+                xs = [st[key]["p50_ms"] for st in s["settings"]]
+                ys = [st[key]["recall"] for st in s["settings"]]
+                ax.plot(xs, ys, marker="o", label=name)
+            ax.set_xscale("log")
+            ax.set_xlabel("single-query latency p50 (ms, log)")
+            ax.set_ylabel("recall@10 vs exact")
+            ax.set_title(f"Recall vs latency, {label}, n={int(n):,}")
+            ax.axhline(0.95, color="grey", lw=0.8, ls="--")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+            name = f"store-recall-{key}-{n}.png"
+            fig.tight_layout()
+            fig.savefig(img / name, dpi=110)
+            plt.close(fig)
+            out.append(name)
+        names = [s for s, r in per.items() if r.get("build")]
+        if names:
+            fig, ax = plt.subplots(figsize=(7, 4))
+            ax.barh(names, [per[s]["build"]["total_per_s"] for s in names])
+            ax.set_xscale("log")
+            ax.set_xlabel("vectors/s (insert + index build, log)")
+            ax.set_title(f"Bulk load throughput, n={int(n):,}")
+            ax.grid(alpha=0.3, axis="x")
+            name = f"store-insert-{n}.png"
+            fig.tight_layout()
+            fig.savefig(img / name, dpi=110)
+            plt.close(fig)
+            out.append(name)
+    return out
+
+
+def _pipeline_plot(res: dict[str, Any], img: Path) -> list[str]:
+    plt = _plt()
+    f = res["figures"]
+    labels, vals = [], []
+    for part, title in (("flickr", "photos"), ("12mp", "12 MP"), ("int8", "int8")):
+        for way in ("imgfind", "naive", "model_only"):
+            if isinstance(f.get(part), dict) and way in f[part]:
+                labels.append(f"{title}: {way}")
+                vals.append(f[part][way]["images_per_s"])
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.barh(labels[::-1], vals[::-1])
+    ax.set_xlabel("images/s")
+    ax.set_title("Indexing throughput")
+    ax.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    fig.savefig(img / "pipeline-throughput.png", dpi=110)
+    plt.close(fig)
+    return ["pipeline-throughput.png"]
+
+
+def write_report(out: Path, docs: Path) -> Path:
+    """Regenerate ``docs/benchmarks.md`` (and its plots) from the result files in ``out``."""
+    results = latest_results(out)
+    img = docs / "img"
+    img.mkdir(parents=True, exist_ok=True)
+    md = ["# Benchmarks", "",
+          ("<!-- Generated by `python -m bench report` from bench/results/*.json; "
+          "do not edit by hand. -->"), "",
+          ("_This file is generated by `python -m bench report` from the newest result file "
+          "of each suite in `bench/results/`. Edit `bench/report.py`, not this file._"), ""]
+    if not results:
+        md.append("No results yet: run `python -m bench <suite>` first.")
+    machine = next(iter(results.values()))["machine"] if results else None
+    if machine:
+        md += ["## Machine", "", f"- CPU: {machine['cpu']} ({machine['cores']} cores)",
+               f"- RAM: {machine['ram_gib']} GiB", f"- OS: {machine['os']}",
+               f"- Python: {machine['python']}", ""]
+    md += ["## Results in this report", "", "| suite | file | mode | date | duration |",
+           "|---|---|---|---|---|"]
+    for s in SUITES:
+        if s in results:
+            r = results[s]
+            md.append(f"| {s} | `{r['_file']}` | {'quick' if r['quick'] else 'full'} | "
+                      f"{r['date']} | {r.get('duration_s', 0):.0f} s |")
+    md.append("")
+    if any(r["quick"] for r in results.values()):
+        md += [("> Rows from **quick** runs use small sizes on a machine shared with other "
+               "work; treat them as smoke figures, not as the product's numbers."), ""]
+    for s in SUITES:
+        r = results.get(s)
+        if not r:
+            continue
+        md += [f"## Suite `{s}`", "", f"Parameters: `{json.dumps(_short_params(r['params']))}`",
+               ""]
+        if s == "store":
+            md += [_store_intro(r), ""]
+            plots = _store_plots(r, img)
+            md += [f"![{p}](img/{p})" for p in plots] + [""]
+        if s == "pipeline":
+            md += [f"![throughput](img/{p})" for p in _pipeline_plot(r, img)] + [""]
+        for t in r["tables"]:
+            md += [_md_table(t)]
+        for n in r.get("notes", []):
+            md += [f"> {n}", ""]
+        md += ["<details><summary>library versions</summary>", "",
+               ", ".join(f"{k} {v}" for k, v in r["versions"].items()), "", "</details>", ""]
+    md += ["## How to reproduce", "", "```sh",
+           ("pip install -e '.[bench]' -c <(pip freeze | grep -iE "
+           "'^(numpy|onnxruntime|tokenizers|transformers|torch|fastapi|starlette|httpx|"
+           "pillow|pydantic|pydantic_core)==')"),
+           *COMMANDS.values(), "python -m bench report", "```", "",
+           ("`--quick` on any suite runs small sizes in under 5 minutes on 2 cores. "
+           "See `bench/README.md` for what each suite measures and how long full runs take."),
+           ""]
+    path = docs / "benchmarks.md"
+    path.write_text("\n".join(md))
+    return path
+
+
+def _short_params(p: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in p.items() if k != "data"}
+
+
+def _store_intro(r: dict[str, Any]) -> str:
+    d = r["params"].get("data", {})
+    modes = r["figures"].get("systems", {})
+    lines = [
+        (f"Data: {d.get('dim', 512)}-d unit vectors from a Gaussian mixture on the sphere: "
+        f"{d.get('clusters')} cluster centres, uneven cluster sizes (Dirichlet), per-cluster "
+        f"spread uniform in {d.get('spread')} (noise norm vs unit centre), "
+        f"{100 * d.get('dup_frac', 0):.0f}% near-duplicates; {d.get('n_queries')} held-out "
+        "queries from the same mixture. Filters: integer metadata `group` (10 values, 10% "
+        "match) and `bucket` (100 values, 1% match). Recall@10 is against the exact top 10 "
+        "(of the matching rows, for filters). Each system is built in one process and "
+        "searched in a fresh one (cold open, its own peak RSS); latencies are one query at "
+        "a time."), "", "How each system filters and deletes:", ""]
+    lines += [f"- **{k}**: filter: {v['filter_mode']}; delete: {v['delete_mode']}"
+              for k, v in modes.items()]
+    return "\n".join(lines)
