@@ -28,9 +28,9 @@ def served(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path):
     for p in real_photos(12):
         shutil.copy(p, allowed / "photos" / p.name)
     lib = imgfind.open(root / "home", model_path=tiny_model_dir)
-    with BackgroundServer(lib, allow_paths=[allowed]) as srv:
-        with httpx.Client(base_url=srv.url + "/api", timeout=120) as http:
-            yield http, allowed, srv
+    with BackgroundServer(lib, allow_paths=[allowed]) as srv, \
+            httpx.Client(base_url=srv.url + "/api", timeout=120) as http:
+        yield http, allowed, srv
     lib.close()
 
 

@@ -666,13 +666,17 @@ def _b64(value: Any, settings: Settings) -> bytes:
         raise InvalidInput("'image_b64' must be a base64 string")
     if value.startswith("data:") and "," in value:  # a data: URL from a browser
         value = value.split(",", 1)[1]
+    too_large = ImageTooLarge(f"image is over this server's limit of "
+                              f"{settings.max_upload_bytes} bytes")
     if len(value) > settings.max_upload_bytes * 4 // 3 + 4:
-        raise ImageTooLarge(f"image is over this server's limit of "
-                            f"{settings.max_upload_bytes} bytes")
+        raise too_large  # refuse before decoding a huge string
     try:
-        return base64.b64decode(value, validate=True)
+        data = base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
         raise InvalidInput("'image_b64' is not valid base64") from None
+    if len(data) > settings.max_upload_bytes:
+        raise too_large
+    return data
 
 
 def _where(value: Any) -> dict[str, Any] | None:
