@@ -192,3 +192,10 @@ def test_equality_filter_uses_an_expression_index(tmp_path):
         plan = " ".join(r[-1] for r in con.execute(
             f"EXPLAIN QUERY PLAN SELECT rowid FROM items WHERE {sql}", params))
         assert "USING INDEX ix" in plan, (where, plan)
+
+
+def test_booleans_stay_out_of_numeric_ranges(store):
+    assert ids(store, {"vip": {"$gte": 0}}) == []
+    assert ids(store, {"vip": {"$lt": 2}}) == []
+    assert ids(store, {"vip": 1}) == []
+    assert ids(store, {"age": {"$gt": 2.5}}) == ["a", "b", "d"]

@@ -15,7 +15,7 @@ from imgfind.stores.sqlite import DB_FILE, INDEX_FILE, fts_query
 from imgfind.stores.vector_index import VectorIndex
 
 DIM = 32
-LOW = StoreOptions(flat_threshold=2000, exact_limit=100, auto_index_min=500)
+LOW = StoreOptions(flat_threshold=2000, auto_index_min=500)
 
 
 def clustered(n: int, seed: int = 0, dim: int = DIM) -> np.ndarray:
@@ -392,14 +392,14 @@ def test_filter_matching_nothing_and_exclude(store):
     assert len(got) == 5 and not {"r3", "r13"} & {h[0] for h in got}
 
 
-def test_ivf_exclude_and_exact_small_filter(tmp_path):
+def test_ivf_exclude_and_very_selective_filter(tmp_path):
     b = open_backend(tmp_path, LOW)
     s = b.create(CollectionInfo(name="c", model="toy", dim=DIM))
     x = clustered(2500)
     s.put(records(x))
     got = s.search(x[42:43], 3, exclude=["r42"])[0]
     assert len(got) == 3 and "r42" not in [h[0] for h in got]
-    # Fewer matches than exact_limit (100): scored exactly from SQLite.
+    # Very few matches: every list is probed, and the re-rank makes the order exact.
     got = s.search(x[:1], 30, where={"n": {"$lt": 40}})[0]
     assert [h[0] for h in got] == exact_top(x[:40], x[:1], 30)[0]
     b.close()

@@ -200,10 +200,18 @@ def _eq(f: _Field, value: Any, params: list[Any]) -> str:
         return f"{f.expr} = ?"
     _check_column_type(f, value, "$eq")
     params.append(value)
-    if f.kind == "json" and isinstance(value, (int, float)):
-        # JSON true/false extract as 1/0: keep booleans out of numeric equality.
+    if f.kind == "json" and isinstance(value, (int, float)) and value in (0, 1):
+        # JSON true/false extract as 1/0: keep booleans out of numeric equality. Only
+        # 0 and 1 need the check, which reads the row (an index alone cannot answer it).
         return f"({f.expr} = ? AND {f.json_type()} IN ('integer', 'real'))"
     return f"{f.expr} = ?"
+
+
+def _range_has_bool(op: str, value: float) -> bool:
+    """Whether a numeric range holds 0 or 1, the numbers JSON false/true extract as."""
+    lo = {"$gt": value < 1, "$gte": value <= 1}
+    hi = {"$lt": value > 0, "$lte": value >= 0}
+    return lo.get(op, False) or hi.get(op, False)
 
 
 def _compile_op(f: _Field, op: str, value: Any, params: list[Any]) -> str:
@@ -224,8 +232,10 @@ def _compile_op(f: _Field, op: str, value: Any, params: list[Any]) -> str:
             # type while staying a plain range an expression index can serve.
             if isinstance(value, str):
                 sql = f"({sql} AND {f.expr} >= '')"
-            else:
+            elif _range_has_bool(op, value):
                 sql = f"({sql} AND {f.expr} < '' AND {f.json_type()} IN ('integer', 'real'))"
+            else:
+                sql = f"({sql} AND {f.expr} < '')"
         return sql
     if op in ("$in", "$nin"):
         if not isinstance(value, (list, tuple)):

@@ -42,7 +42,8 @@ IVF = "ivf-sq8"
 _MAGIC = b"IMGFIDX1"
 _TUNE_QUERIES = 100
 _TUNE_K = 10
-_TUNE_TARGET = 0.97     # a margin above the promised 0.95
+_TUNE_TARGET = 0.98     # a margin above the promised 0.95
+_TUNE_NOISE = 1.0       # query = sample vector + noise of this norm (cosine ~0.7 to it)
 RERANK_MIN = 50         # candidates re-ranked exactly: max(RERANK_MIN, RERANK_FACTOR * k)
 RERANK_FACTOR = 4
 
@@ -130,7 +131,11 @@ class VectorIndex:
         return ix
 
     def _tune_nprobe(self, queries: np.ndarray, truth: np.ndarray) -> int:
-        """Smallest nprobe whose re-rank candidates hold >= _TUNE_TARGET of the true top-k."""
+        """Twice the smallest nprobe whose re-rank candidates hold _TUNE_TARGET of the top-k.
+
+        Doubling is insurance against real queries lying farther from the data
+        than the tuning ones; it costs a fraction of a millisecond.
+        """
         nlist = self.index.nlist
         if len(queries) == 0 or self.index.ntotal == 0:
             return min(nlist, 8)
@@ -143,7 +148,7 @@ class VectorIndex:
             if hits / wanted >= _TUNE_TARGET:
                 break
             nprobe *= 2
-        return min(nprobe, nlist)
+        return min(2 * nprobe, nlist)
 
     @property
     def ntotal(self) -> int:
@@ -249,7 +254,7 @@ def _tuning_queries(sample: np.ndarray) -> np.ndarray:
     rng = np.random.default_rng(12345)
     pick = sample[rng.choice(len(sample), size=min(_TUNE_QUERIES, len(sample)), replace=False)]
     noise = rng.standard_normal(pick.shape).astype(np.float32)
-    noise *= 0.75 / np.linalg.norm(noise, axis=1, keepdims=True)
+    noise *= _TUNE_NOISE / np.linalg.norm(noise, axis=1, keepdims=True)
     q = pick + noise
     q /= np.linalg.norm(q, axis=1, keepdims=True)
     return q.astype(np.float32)
