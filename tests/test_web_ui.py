@@ -402,6 +402,7 @@ def test_writes_need_the_api_key_when_the_server_has_one(page, env):
     toast.wait_for()
     assert "API key" in toast.inner_text()
     assert col.count() == before
+    toast.evaluate("e => Promise.all(e.getAnimations().map(a => a.finished))")
     shot(page, "api-key-missing")
 
     toast.locator("text=Set API key").click()

@@ -181,11 +181,10 @@ function plural(n, word) {
 // ---------------------------------------------------------------- toasts and banner
 
 function toast(message, { title, error = false, action } = {}) {
-  const node = el("div", { class: `toast${error ? " error" : ""}`, role: error ? "alert" : "status" },
-    el("div", { class: "msg" }, title ? el("strong", { text: title }) : null, message),
-  );
+  const msg = el("div", { class: "msg" }, title ? el("strong", { text: title }) : null, el("span", { text: message }));
+  const node = el("div", { class: `toast${error ? " error" : ""}`, role: error ? "alert" : "status" }, msg);
   if (action) {
-    node.append(el("button", {
+    msg.append(el("button", {
       type: "button", class: "btn small", text: action.label,
       onclick: () => { node.remove(); action.run(); },
     }));
@@ -193,14 +192,17 @@ function toast(message, { title, error = false, action } = {}) {
   const close = el("button", { type: "button", class: "icon-btn", "aria-label": "Dismiss" }, icon("close"));
   close.addEventListener("click", () => node.remove());
   node.append(close);
+  // Modal dialogs sit in the top layer and make the page inert: show toasts inside the
+  // topmost open dialog so they stay visible and clickable.
+  const host = [...document.querySelectorAll("dialog[open]")].pop() || document.body;
+  if (ui.toasts.parentElement !== host) host.append(ui.toasts);
   ui.toasts.append(node);
   setTimeout(() => node.remove(), error ? 9000 : 4500);
 }
 
 function explain(err) {
-  if (err.status === 401) {
-    return `${err.message} — set the server's API key with the key button at the top right.`;
-  }
+  // The server's 401 text is written for API clients; say what to do in this page instead.
+  if (err.status === 401) return "This server needs an API key for changes. Set it to continue.";
   if (err.status === 403) return `${err.message} — this API key is not allowed to do that.`;
   return err.message;
 }
@@ -532,7 +534,7 @@ function renderEmpty(filtered) {
       el("p", { text: "Loosen or remove a filter to see more images." }),
       el("button", { type: "button", class: "btn", text: "Clear filters", onclick: clearFilters }));
   } else if (state.count === 0 || !state.query) {
-    parts.push(el("h2", { text: "No images yet" }),
+    parts.push(el("h2", { text: "This collection is empty" }),
       el("p", {}, "No images yet — drop some here or run ", el("code", { text: "imgfind index PATH" }), "."),
       el("button", { type: "button", class: "btn primary", text: "Add images", onclick: () => openUpload() }));
   } else {
@@ -540,6 +542,7 @@ function renderEmpty(filtered) {
   }
   ui.empty.replaceChildren(...parts);
   ui.empty.hidden = false;
+  if (!filtered && !state.query) ui.status.textContent = "";
 }
 
 function clearFilters() {
@@ -807,8 +810,8 @@ function confirmDialog(title, text, okLabel = "Delete") {
 async function deleteItem(item) {
   const name = displayName(item);
   const ok = await confirmDialog(`Delete “${name}”?`, item.stored
-    ? `It is removed from “${state.collection}”, with the copy imgfind stored.`
-    : `It is removed from “${state.collection}”. The original file is not touched.`);
+    ? `It is removed from “${state.collection}”, with the copy imgfind stored. This cannot be undone.`
+    : `It is removed from “${state.collection}”. The original file on disk is not touched.`);
   if (!ok) return;
   try {
     await api(itemPath(item.id), { method: "DELETE" });
@@ -1024,6 +1027,11 @@ $("#api-key-clear").addEventListener("click", () => {
   toast("API key forgotten.");
 });
 
+for (const dialog of document.querySelectorAll("dialog")) {
+  dialog.addEventListener("close", () => {
+    if (ui.toasts.parentElement === dialog) document.body.append(ui.toasts);
+  });
+}
 for (const btn of document.querySelectorAll("dialog [data-close]")) {
   btn.addEventListener("click", () => btn.closest("dialog").close());
 }
