@@ -353,11 +353,20 @@ def test_index_file_missing_stale_or_corrupt_is_rebuilt(tmp_path):
     path.write_bytes(stale)
     reopen_and_check("r9002", clustered(5, seed=3)[2])
     # Wrong kind for the size: a flat file for an IVF-sized collection is replaced.
+    owner = VectorIndex.read_header(path)["owner"]
     flat = VectorIndex.empty(DIM)
     flat.seq = 10**6
-    flat.save(path)
+    flat.save(path, owner)
     reopen_and_check("r6", x[6])
     assert VectorIndex.read_header(path)["kind"] == "ivf-sq8"
+    # Another collection's index file (same dim, even a plausible seq) is not used.
+    b2 = open_backend(tmp_path / "other", LOW)
+    s2 = b2.create(CollectionInfo(name="c", model="toy", dim=DIM))
+    s2.put(records(clustered(2100, seed=4), start=50_000))     # IVF too, older seq
+    s2.search(x[:1], 1)
+    b2.close()
+    path.write_bytes((tmp_path / "other" / "collections" / "c" / INDEX_FILE).read_bytes())
+    reopen_and_check("r7", x[7])
 
 
 @pytest.mark.parametrize("n", [600, 3000])   # flat, then IVF

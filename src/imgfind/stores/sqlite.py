@@ -239,6 +239,8 @@ class SQLiteStore:
             raise
         self.dim = self.info.dim
         self._index_path = self.folder / INDEX_FILE
+        # Ties the index file to this very collection (not a same-named, re-created one).
+        self._owner = f"{self.info.name}@{self.info.created}"
         self._ix: VectorIndex | None = None
         self._data_version = -1
         self._local_writes = True
@@ -813,7 +815,7 @@ class SQLiteStore:
 
     def _load_index(self) -> VectorIndex | None:
         try:
-            return VectorIndex.load(self._index_path, self.dim)
+            return VectorIndex.load(self._index_path, self.dim, self._owner)
         except (OSError, ValueError, EOFError):
             return None      # missing or damaged: derived data, rebuilt from the rows
 
@@ -821,7 +823,7 @@ class SQLiteStore:
         if self._ix is None:
             return
         try:
-            self._ix.save(self._index_path)
+            self._ix.save(self._index_path, self._owner)
             self._unsaved = 0
         except OSError:
             # A read-only or full disk must not fail a search: the rows stay the truth.

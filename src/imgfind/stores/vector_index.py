@@ -182,10 +182,13 @@ class VectorIndex:
             params = faiss.SearchParameters(sel=selector) if selector is not None else None
         return self.index.search(q, k, params=params)
 
-    def save(self, path: str | Path) -> None:
-        """Write atomically: a kill at any moment leaves the old file or the new one."""
+    def save(self, path: str | Path, owner: str = "") -> None:
+        """Write atomically: a kill at any moment leaves the old file or the new one.
+
+        ``owner`` names the collection the index belongs to; :meth:`load` checks it.
+        """
         path = Path(path)
-        header = json.dumps({"kind": self.kind, "dim": self.dim, "seq": self.seq,
+        header = json.dumps({"owner": owner, "kind": self.kind, "dim": self.dim, "seq": self.seq,
                              "max_rowid": self.max_rowid, "nprobe": self.nprobe,
                              "trained_for": self.trained_for,
                              "ntotal": self.ntotal}).encode()
@@ -211,12 +214,14 @@ class VectorIndex:
             return None
 
     @classmethod
-    def load(cls, path: str | Path, dim: int) -> VectorIndex:
-        """Load a saved index; ValueError (or OSError) if it is damaged or not for ``dim``."""
+    def load(cls, path: str | Path, dim: int, owner: str = "") -> VectorIndex:
+        """Load a saved index; ValueError (or OSError) if damaged or not ``owner``'s."""
         with open(path, "rb") as f:
             h = _read_header(f)
             if h.get("dim") != dim or h.get("kind") not in (FLAT, IVF):
                 raise ValueError("index file is for another dimension or kind")
+            if h.get("owner") != owner:
+                raise ValueError("index file belongs to another collection")
             try:
                 index = faiss.read_index(faiss.PyCallbackIOReader(f.read))
             except RuntimeError as e:
