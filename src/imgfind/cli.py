@@ -26,8 +26,10 @@ if TYPE_CHECKING:
     from .api import Collection, Library
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                  pretty_exceptions_enable=False,
                   help="imgfind: find images by example image, by text and by metadata.")
-out = Console(soft_wrap=True)
+# Piped output keeps whole lines (full paths), a terminal gets tables fitted to its width.
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 4096)
 err = Console(stderr=True)
 
 HomeOpt = Annotated[Optional[Path], typer.Option(
@@ -42,7 +44,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")
 
 class Settings:
     def __init__(self, home: Path | None, collection: str | None, model_path: Path | None):
-        self.home, self.collection, self.model_path = home, collection, model_path
+        self.home, self.collection_opt, self.model_path = home, collection, model_path
         self._lib: Library | None = None
 
     def library(self, home: Path | None = None, model_path: Path | None = None) -> Library:
@@ -64,7 +66,7 @@ class Settings:
 
     @property
     def collection_name(self) -> str:
-        return self.collection or "default"
+        return self.collection_opt or "default"
 
 
 def _settings(ctx: typer.Context) -> Settings:
@@ -170,7 +172,7 @@ def _hits_table(hits: list) -> None:
         return
     table = Table(box=None, header_style="bold")
     for name in ("#", "score", "id", "source"):
-        table.add_column(name, no_wrap=name != "source")
+        table.add_column(name, no_wrap=name != "source", overflow="fold")
     for n, h in enumerate(hits, 1):
         table.add_row(str(n), f"{h.score:.4f}", h.id, h.source)
     out.print(table)
@@ -317,7 +319,7 @@ def check(ctx: typer.Context, home: HomeOpt = None, collection: CollectionOpt = 
     """Check that the store opens and its vector index is in step with it."""
     s = _settings(ctx)
     lib = s.library(home)
-    names = [collection or s.collection_name] if (collection or s.collection) else \
+    names = [collection or s.collection_name] if (collection or s.collection_opt) else \
         [c.name for c in lib.collections()]
     reports = {name: lib.collection(name).check() for name in names}
     ok = all(r.get("ok") for r in reports.values())
