@@ -267,6 +267,12 @@ def test_flat_search_is_exact(store):
     assert store.check()["index"]["kind"] == "flat"
     assert store.search(q[0], 3)[0][0][0] == got[0][0][0]        # 1-d query works too
     assert store.search(q, 0) == [[] for _ in range(20)]
+    assert len(store.search(q[:1], np.int64(4))[0]) == 4
+    for bad in (-1, 2.5, "3"):
+        with pytest.raises(InvalidInput, match="k must be"):
+            store.search(q, bad)
+        with pytest.raises(InvalidInput, match="k must be"):
+            store.text_search("x", bad)
 
 
 def test_ivf_switch_recall_and_incremental_updates(store):

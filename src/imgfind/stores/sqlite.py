@@ -44,6 +44,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import operator
 import os
 import re
 import shutil
@@ -560,8 +561,7 @@ class SQLiteStore:
                 f"query vectors have shape {tuple(np.shape(queries))}, collection "
                 f"{self.info.name!r} (model {self.info.model!r}) needs {self.dim}-d vectors")
         q = _normalize(q.copy(), "query vector")
-        if not isinstance(k, int) or k < 0:
-            raise InvalidInput(f"k must be a non-negative integer, got {k!r}")
+        k = _check_k(k)
         if k == 0 or len(q) == 0:
             return [[] for _ in range(len(q))]
         sql, params = compile_filter(where) if where else (None, [])
@@ -679,8 +679,7 @@ class SQLiteStore:
         Every word of ``query`` must match (as a word prefix); FTS operators in
         the text are treated as plain words. Scores are ``-bm25``: higher is better.
         """
-        if not isinstance(k, int) or k < 0:
-            raise InvalidInput(f"k must be a non-negative integer, got {k!r}")
+        k = _check_k(k)
         match = fts_query(query)
         if match is None or k == 0:
             return []
@@ -911,6 +910,16 @@ class SQLiteStore:
                 self._save_index()
             self._closed = True
             self._conn.close()
+
+
+def _check_k(k: Any) -> int:
+    try:
+        n = operator.index(k)      # numpy integers too, but not floats or strings
+    except TypeError:
+        n = -1
+    if n < 0:
+        raise InvalidInput(f"k must be a non-negative integer, got {k!r}")
+    return n
 
 
 def _remove_dead_temp_files(folder: Path) -> None:
