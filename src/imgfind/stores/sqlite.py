@@ -290,13 +290,19 @@ class SQLiteStore:
     def _tx(self, mode: str = "IMMEDIATE") -> Iterator[sqlite3.Connection]:
         """A transaction; IMMEDIATE for writes so concurrent writers queue, not deadlock."""
         con = self._con
-        con.execute(f"BEGIN {mode}")
+        try:
+            con.execute(f"BEGIN {mode}")
+        except sqlite3.OperationalError as e:
+            raise _store_error(self.info.name, e) from e
         try:
             yield con
-        except BaseException:
-            con.execute("ROLLBACK")
+            con.execute("COMMIT")
+        except BaseException as e:
+            if con.in_transaction:
+                con.execute("ROLLBACK")
+            if isinstance(e, sqlite3.OperationalError):
+                raise _store_error(self.info.name, e) from e
             raise
-        con.execute("COMMIT")
         if mode == "IMMEDIATE":
             self._local_writes = True
 
@@ -319,15 +325,16 @@ class SQLiteStore:
         if not records:
             return []
         ids = [r.id for r in records]
+        for id in ids:
+            if not isinstance(id, str) or not id or len(id) > 1024:
+                raise InvalidInput(f"item ids must be non-empty strings up to 1024 characters, "
+                                   f"got {id!r}")
         last = {r.id: r for r in records}      # a batch naming an id twice: the last one wins
         recs = list(last.values())
         vecs = self._check_vectors(recs)
         now = _now()
         rows, fts_rows, blob_rows = [], [], []
         for i, r in enumerate(recs):
-            if not isinstance(r.id, str) or not r.id or len(r.id) > 1024:
-                raise InvalidInput(f"item ids must be non-empty strings up to 1024 characters, "
-                                   f"got {r.id!r}")
             if not isinstance(r.source, str):
                 raise InvalidInput(f"source of item {r.id!r} must be a string")
             exif = _clean(r.exif or {})
@@ -910,6 +917,16 @@ class SQLiteStore:
                 self._save_index()
             self._closed = True
             self._conn.close()
+
+
+def _store_error(name: str, e: sqlite3.OperationalError) -> StoreError:
+    """SQLite's operational failures (locked, disk full, I/O) as a typed error."""
+    msg = str(e)
+    if "locked" in msg or "busy" in msg:
+        return StoreError(f"collection {name!r} stayed locked by another writer for 30 s; "
+                          "try again when the other import finishes")
+    return StoreError(f"collection {name!r}: the database failed ({msg}); check free disk "
+                      "space and permissions, then run check")
 
 
 def _check_k(k: Any) -> int:
