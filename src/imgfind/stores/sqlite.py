@@ -646,9 +646,11 @@ class SQLiteStore:
         wanted = sorted({int(x) for x in cand.ravel() if x >= 0} - excluded)
         if not wanted:
             return [[] for _ in range(len(q))]
-        rows = self._con.execute(
-            "SELECT i.rowid, i.id, v.v FROM items i JOIN vectors v ON v.rowid = i.rowid "
-            f"WHERE i.rowid IN ({_qs(len(wanted))})", wanted).fetchall()
+        rows = []
+        for chunk in _chunks(wanted, 30_000):     # one query unless the batch is huge
+            rows += self._con.execute(
+                "SELECT i.rowid, i.id, v.v FROM items i JOIN vectors v ON v.rowid = i.rowid "
+                f"WHERE i.rowid IN ({_qs(len(chunk))})", chunk).fetchall()
         pos = {r[0]: n for n, r in enumerate(rows)}
         vecs = np.frombuffer(b"".join(r[2] for r in rows),
                              dtype=np.float32).reshape(len(rows), self.dim)
