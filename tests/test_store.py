@@ -495,6 +495,8 @@ def test_check_finds_problems_and_rebuild_fixes_them(tmp_path, store):
 
 def test_closed_store_says_so(backend):
     s = backend.create(CollectionInfo(name="c", model="toy", dim=4))
+    s.put([Record(id="a", source="s", vector=np.ones(4, np.float32))])
     s.close()
     with pytest.raises(StoreError, match="closed"):
         s.count()
+    assert backend.open("c").count() == 1      # the backend hands out a fresh handle

@@ -280,6 +280,11 @@ class SQLiteStore:
         return {r[0] for r in rows if r[0]}
 
     @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called (the backend then opens a fresh handle)."""
+        return self._closed
+
+    @property
     def _con(self) -> sqlite3.Connection:
         if self._closed:
             raise StoreError(f"collection {self.info.name!r} is closed; open it again")
@@ -1051,7 +1056,7 @@ class SQLiteBackend:
         if not info.model:
             raise InvalidInput("a collection needs the name of its embedding model")
         with self._lock:
-            if info.name in self._open or self._valid(folder):
+            if self._valid(folder):
                 raise AlreadyExists(f"collection {info.name!r} already exists; open it, or "
                                     "drop it first")
             store = SQLiteStore.create(folder, info, self.options)
@@ -1076,7 +1081,7 @@ class SQLiteBackend:
         folder = self._folder(name)
         with self._lock:
             store = self._open.get(name)
-            if store is not None:
+            if store is not None and not store.closed:
                 return store
             if not (folder / DB_FILE).is_file():
                 raise NotFound(f"no collection {name!r}; create it first")
