@@ -45,7 +45,7 @@ from ..errors import (
     Unauthorized,
 )
 from ..filters import compile_filter
-from ..types import Result
+from ..types import DuplicateGroup, Item, Result
 from .errors import BodyLimitMiddleware, install_error_handlers
 from .jobs import JobManager
 
@@ -126,6 +126,94 @@ class IndexJobIn(BaseModel):
     remove_missing: bool = True
 
 
+# -- response models (documentation only: routes return plain dicts, nothing is re-validated) --
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="stable code from imgfind.errors", examples=["not_found"])
+    message: str = Field(description="what went wrong and what to do about it")
+
+
+class ErrorOut(BaseModel):
+    error: ErrorDetail
+
+
+class CollectionOut(BaseModel):
+    name: str
+    model: str
+    dim: int
+    created: str | None = None
+    count: int
+
+
+class CollectionsOut(BaseModel):
+    collections: list[CollectionOut]
+
+
+class ItemsOut(BaseModel):
+    items: list[Item]
+    total: int
+
+
+class AddedOut(BaseModel):
+    id: str
+    item: Item
+
+
+class ResultsOut(BaseModel):
+    results: list[Result]
+
+
+class HitOut(BaseModel):
+    id: str
+    score: float = Field(description="cosine similarity, higher is closer")
+    source: str
+    item: Item
+
+
+class HitsOut(BaseModel):
+    hits: list[HitOut]
+    took_ms: float | None = None
+
+
+class HitListsOut(BaseModel):
+    results: list[list[HitOut]]
+
+
+class GroupsOut(BaseModel):
+    groups: list[DuplicateGroup]
+
+
+class JobOut(BaseModel):
+    id: str
+    collection: str
+    paths: list[str]
+    state: str = Field(description="running, done, cancelled or failed")
+    done: int
+    total: int | None
+    indexed: int
+    updated: int
+    skipped: int
+    removed: int
+    errors: list[dict[str, Any]]
+    error: ErrorDetail | None
+    started: str
+    finished: str | None
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorOut, "description": text} for status, text in (
+        (400, "bad input (invalid_input, invalid_filter)"),
+        (401, "missing or wrong API key"),
+        (404, "no such collection, item or job"),
+        (413, "upload over the size limit"),
+        (422, "not a usable image or source"))}
+
+
+def _out(model: type, status: int = 200) -> dict[str, Any]:
+    """Route options documenting ``model`` as the answer without validating it at runtime."""
+    return {"responses": {status: {"model": model}}, "response_model": None}
+
+
 def create_app(library: Library, *, api_key: str | None = None, protect_reads: bool = False,
                allow_paths: tuple[str | Path, ...] | list[str | Path] = (),
                max_upload_bytes: int | None = None, max_request_bytes: int = 256 << 20,
@@ -195,7 +283,7 @@ def _auth(settings: Settings, *, write: bool) -> Callable[..., None]:
 def _api_router(library: Library, settings: Settings, jobs: JobManager) -> APIRouter:
     read = [Depends(_auth(settings, write=False))]
     write = [Depends(_auth(settings, write=True))]
-    r = APIRouter()
+    r = APIRouter(responses=_ERRORS)
     col_path = "/collections/{c}"
 
     def col(c: str) -> Collection:
@@ -216,11 +304,13 @@ def _api_router(library: Library, settings: Settings, jobs: JobManager) -> APIRo
                 "auth": {"writes": settings.api_key is not None,
                          "reads": settings.protect_reads}}
 
-    @r.get("/collections", tags=["collections"], summary="List collections", dependencies=read)
+    @r.get("/collections", tags=["collections"],
+           **_out(CollectionsOut), summary="List collections", dependencies=read)
     def list_collections() -> dict[str, Any]:
         return {"collections": [info(col(i.name)) for i in library.collections()]}
 
-    @r.post("/collections", tags=["collections"], summary="Create a collection",
+    @r.post("/collections", tags=["collections"],
+            **_out(CollectionOut, 201), summary="Create a collection",
             status_code=201, dependencies=write)
     def create_collection(body: CollectionIn) -> dict[str, Any]:
         return info(library.create_collection(body.name, model=body.model))
@@ -239,7 +329,8 @@ def _api_router(library: Library, settings: Settings, jobs: JobManager) -> APIRo
         return {"dropped": c}
 
     # items: reads ---------------------------------------------------------------------------
-    @r.get(col_path + "/items", tags=["items"], summary="List items (paged, filtered)",
+    @r.get(col_path + "/items", tags=["items"],
+           **_out(ItemsOut), summary="List items (paged, filtered)",
            dependencies=read)
     def list_items(c: str, limit: int = Query(50, ge=0, le=MAX_PAGE),
                    offset: int = Query(0, ge=0),
@@ -249,7 +340,8 @@ def _api_router(library: Library, settings: Settings, jobs: JobManager) -> APIRo
         items = collection.items(where=flt, limit=limit, offset=offset) if limit else []
         return {"items": [it.to_dict() for it in items], "total": collection.count(flt)}
 
-    @r.get(col_path + "/items/{item_id}", tags=["items"], summary="Get one item",
+    @r.get(col_path + "/items/{item_id}", tags=["items"],
+           **_out(Item), summary="Get one item",
            dependencies=read)
     def get_item(c: str, item_id: str, vector: bool = False) -> dict[str, Any]:
         collection = col(c)
@@ -286,7 +378,8 @@ def _api_router(library: Library, settings: Settings, jobs: JobManager) -> APIRo
         return {"fields": _fields(col(c).items(limit=FIELDS_SAMPLE))}
 
     # items: writes --------------------------------------------------------------------------
-    @r.post(col_path + "/items", tags=["items"], status_code=201, dependencies=write,
+    @r.post(col_path + "/items", tags=["items"],
+            **_out(AddedOut, 201), status_code=201, dependencies=write,
             summary="Add one image (multipart file, or JSON url / path / image_b64)",
             openapi_extra=_body_doc(multipart={"file": "binary", "metadata": "string",
                                                "id": "string"},
@@ -304,7 +397,8 @@ def _api_router(library: Library, settings: Settings, jobs: JobManager) -> APIRo
             return {"id": item_id, "item": collection.get(item_id).to_dict()}
         return await run_in_threadpool(work)
 
-    @r.post(col_path + "/items/batch", tags=["items"], dependencies=write,
+    @r.post(col_path + "/items/batch", tags=["items"],
+            **_out(ResultsOut), dependencies=write,
             summary="Add many images; one result per item, 200 even if some failed",
             openapi_extra=_body_doc(multipart={"files": "binary"},
                                     json_props={"items": "array"}))
@@ -317,7 +411,8 @@ def _api_router(library: Library, settings: Settings, jobs: JobManager) -> APIRo
                 [{"image": img, "metadata": e.get("metadata"), "id": e.get("id")}
                  for e, img in good]))}
 
-    @r.post(col_path + "/items/update", tags=["items"], dependencies=write,
+    @r.post(col_path + "/items/update", tags=["items"],
+            **_out(ResultsOut), dependencies=write,
             summary="Update many items (image and/or metadata); one result per item")
     async def update_items(c: str, request: Request) -> dict[str, Any]:
         body = await _read_json(request)
@@ -332,7 +427,8 @@ def _api_router(library: Library, settings: Settings, jobs: JobManager) -> APIRo
             lambda good: collection.update_batch([to_update(e, img) for e, img in good]),
             True)}
 
-    @r.patch(col_path + "/items/{item_id}", tags=["items"], dependencies=write,
+    @r.patch(col_path + "/items/{item_id}", tags=["items"],
+             **_out(Item), dependencies=write,
              summary="Replace an item's image and/or metadata (merge=true merges keys)",
              openapi_extra=_body_doc(multipart={"file": "binary", "metadata": "string",
                                                 "merge": "boolean"},
@@ -370,7 +466,8 @@ def _api_router(library: Library, settings: Settings, jobs: JobManager) -> APIRo
         col(c).delete(item_id)
         return {"deleted": item_id}
 
-    @r.post(col_path + "/items/delete", tags=["items"], dependencies=write,
+    @r.post(col_path + "/items/delete", tags=["items"],
+            **_out(ResultsOut), dependencies=write,
             summary="Delete many items; one result per id")
     def delete_items(c: str, body: IdsIn) -> dict[str, Any]:
         if len(body.ids) > settings.max_batch:
@@ -383,7 +480,8 @@ def _api_router(library: Library, settings: Settings, jobs: JobManager) -> APIRo
         return {"deleted": col(c).clear()}
 
     # search ---------------------------------------------------------------------------------
-    @r.post(col_path + "/search", tags=["search"], dependencies=read,
+    @r.post(col_path + "/search", tags=["search"],
+            **_out(HitsOut), dependencies=read,
             summary="Top-k by text, image (file / url / base64), vector or like=<id>",
             openapi_extra=_body_doc(multipart={"file": "binary", "k": "integer",
                                                "where": "string"},
@@ -404,7 +502,8 @@ def _api_router(library: Library, settings: Settings, jobs: JobManager) -> APIRo
                     "took_ms": round((time.perf_counter() - t0) * 1000, 3)}
         return await run_in_threadpool(work)
 
-    @r.post(col_path + "/search/batch", tags=["search"], dependencies=read,
+    @r.post(col_path + "/search/batch", tags=["search"],
+            **_out(HitListsOut), dependencies=read,
             summary="Many queries at once; one list of hits per query")
     def search_batch(c: str, body: SearchBatchIn) -> dict[str, Any]:
         if len(body.queries) > settings.max_batch:
@@ -413,13 +512,15 @@ def _api_router(library: Library, settings: Settings, jobs: JobManager) -> APIRo
         hits = col(c).search_batch(queries, k=_k(body.k), where=_where(body.where))
         return {"results": [[h.to_dict() for h in hs] for hs in hits]}
 
-    @r.get(col_path + "/text-search", tags=["search"], dependencies=read,
+    @r.get(col_path + "/text-search", tags=["search"],
+           **_out(HitsOut), dependencies=read,
            summary="Full-text search over path, user metadata and EXIF")
     def text_search(c: str, q: str, k: int = 10, where: str | None = None) -> dict[str, Any]:
         hits = col(c).text_search(q, k=k, where=_where(where))
         return {"hits": [h.to_dict() for h in hits]}
 
-    @r.get(col_path + "/duplicates", tags=["search"], dependencies=read,
+    @r.get(col_path + "/duplicates", tags=["search"],
+           **_out(GroupsOut), dependencies=read,
            summary="Groups of exact and near-duplicate images")
     def duplicates(c: str, threshold: float = 0.95) -> dict[str, Any]:
         return {"groups": [g.to_dict() for g in col(c).duplicates(threshold)]}
@@ -435,7 +536,8 @@ def _api_router(library: Library, settings: Settings, jobs: JobManager) -> APIRo
     def rebuild(c: str) -> dict[str, Any]:
         return col(c).rebuild()
 
-    @r.post(col_path + "/jobs/index", tags=["jobs"], status_code=202, dependencies=write,
+    @r.post(col_path + "/jobs/index", tags=["jobs"],
+            **_out(JobOut, 202), status_code=202, dependencies=write,
             summary="Index server-side folders/files (inside --allow-path) in the background")
     def start_index(c: str, body: IndexJobIn) -> dict[str, Any]:
         paths = [body.path] if isinstance(body.path, str) else body.path
@@ -448,11 +550,13 @@ def _api_router(library: Library, settings: Settings, jobs: JobManager) -> APIRo
                           guard=lambda: _check_tree(resolved, body.recursive, settings)
                           ).to_dict()
 
-    @r.get("/jobs/{job_id}", tags=["jobs"], dependencies=read, summary="Index job status")
+    @r.get("/jobs/{job_id}", tags=["jobs"],
+           **_out(JobOut), dependencies=read, summary="Index job status")
     def job_status(job_id: str) -> dict[str, Any]:
         return jobs.get(job_id).to_dict()
 
-    @r.delete("/jobs/{job_id}", tags=["jobs"], dependencies=write,
+    @r.delete("/jobs/{job_id}", tags=["jobs"],
+              **_out(JobOut), dependencies=write,
               summary="Cancel an index job (it commits the batch in flight, then stops)")
     def cancel_job(job_id: str) -> dict[str, Any]:
         return jobs.cancel(job_id).to_dict()
