@@ -250,6 +250,15 @@ def test_too_many_items_per_batch(keyed) -> None:
     assert r.status_code == 400
 
 
+def test_client_splits_batches_to_the_server_limit(keyed) -> None:
+    col = imgfind.Client(keyed.url, api_key=KEY).collection("default")
+    results = col.insert_batch([small_photo()] * 11)  # the server takes 8 per request
+    assert len(results) == 11 and all(r.ok for r in results)
+    assert len(col.search_batch(["a dog"] * 11, k=1)) == 11
+    gone = col.delete_batch([r.id for r in results] + ["ghost"])
+    assert [r.ok for r in gone] == [True] * 11 + [False]
+
+
 @pytest.mark.parametrize("data, expected", [
     (b"", "invalid_image"),
     (b"hello, I am text", "invalid_image"),

@@ -58,6 +58,7 @@ class Client:
         self.url = url.rstrip("/")
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.Client(base_url=self.url, timeout=timeout, headers=headers)
+        self._max_batch: int | None = None
 
     def __enter__(self) -> Self:
         return self
@@ -95,6 +96,14 @@ class Client:
     # -- collections --------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
         return self.call("GET", "/health")
+
+    @property
+    def max_batch(self) -> int:
+        """Items per batch request: ``BATCH_ITEMS``, or less if the server takes fewer."""
+        if self._max_batch is None:
+            limit = self.health().get("limits", {}).get("max_batch", BATCH_ITEMS)
+            self._max_batch = max(1, min(BATCH_ITEMS, int(limit)))
+        return self._max_batch
 
     def collections(self) -> list[CollectionInfo]:
         """The server's collections (as ``Library.collections()``)."""
@@ -208,9 +217,10 @@ class RemoteCollection:
         """Delete many items; one Result per id (``error`` for ids that did not exist)."""
         ids = list(ids)
         out: list[Result] = []
-        for i in range(0, len(ids), PAGE // 4):
+        step = self.client.max_batch
+        for i in range(0, len(ids), step):
             out += [Result.from_dict(r) for r in self._call(
-                "POST", "/items/delete", json={"ids": ids[i:i + PAGE // 4]})["results"]]
+                "POST", "/items/delete", json={"ids": ids[i:i + step]})["results"]]
         return out
 
     def clear(self) -> int:
@@ -295,12 +305,13 @@ class RemoteCollection:
 
     def search_batch(self, queries: Sequence[QueryLike | dict[str, Any]], k: int = 10,
                      where: dict | None = None) -> list[list[Hit]]:
-        """Run many queries at once (one request per ``BATCH_ITEMS`` queries)."""
+        """Run many queries at once (in requests of the server's batch size)."""
         wire = [_wire_query(q) for q in queries]
         out: list[list[Hit]] = []
-        for i in range(0, max(len(wire), 1), BATCH_ITEMS):
+        step = self.client.max_batch
+        for i in range(0, max(len(wire), 1), step):
             res = self._call("POST", "/search/batch",
-                             json={"queries": wire[i:i + BATCH_ITEMS], "k": k, "where": where})
+                             json={"queries": wire[i:i + step], "k": k, "where": where})
             out += [[Hit.from_dict(h) for h in hs] for hs in res["results"]]
         return out
 
@@ -351,7 +362,7 @@ class RemoteCollection:
                 continue
             chunk.append((i, w))
             size += len(w.get("image_b64") or "")
-            if len(chunk) >= BATCH_ITEMS or size >= BATCH_BYTES:
+            if len(chunk) >= self.client.max_batch or size >= BATCH_BYTES:
                 flush()
         flush()
         return results  # type: ignore[return-value]
