@@ -133,8 +133,7 @@ class BodyLimitMiddleware:
 
 def _too_large_message(limit: int) -> str:
     return (f"request body is over this server's limit of {limit} bytes; send a smaller "
-            "image or fewer images per request (the server sets the limit with "
-            "max_upload_bytes)")
+            "image or fewer images per request (GET /api/health lists the limits)")
 
 
 def _content_length(scope: Scope) -> int | None:
