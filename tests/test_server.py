@@ -5,7 +5,11 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import shutil
+import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -316,3 +320,39 @@ def wait_job(api: httpx.Client, job_id: str, timeout: float = 120) -> dict:
         if job["state"] != "running" or time.monotonic() > deadline:
             return job
         time.sleep(0.2)
+
+
+def test_imgfind_serve_subprocess(tmp_path, tiny_model_dir) -> None:
+    """The lead's acceptance path: `imgfind serve` in a real process, searched by the client."""
+    home = tmp_path / "home"
+    with imgfind.open(home, model_path=tiny_model_dir) as lib:
+        lib.create_collection("default").insert_batch(real_photos(8))
+        expected = lib.collection("default").search("a dog", k=5)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    src = Path(imgfind.__file__).parents[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "imgfind", "--home", str(home), "serve", "--port", str(port),
+         "--model-path", str(tiny_model_dir)],
+        env={**os.environ, "PYTHONPATH": str(src)},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(url + "/api/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
+            time.sleep(0.2)
+        assert "text/html" in httpx.get(url + "/").headers["content-type"]
+        assert httpx.get(url + "/docs").status_code == 200
+        assert "/api/collections" in httpx.get(url + "/openapi.json").json()["paths"]
+        with imgfind.Client(url) as client:
+            assert client.collection("default").search("a dog", k=5) == expected
+    finally:
+        proc.terminate()
+        proc.wait(30)
