@@ -977,6 +977,9 @@ def _item(row: Sequence[Any]) -> Item:
 def _connect(path: Path) -> sqlite3.Connection:
     try:
         con = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        # Takes effect only when the file is created. 16 KiB pages hold several float32
+        # vectors each; with 4 KiB pages a 2 KiB (512-d) vector wastes half a page.
+        con.execute("PRAGMA page_size=16384")
         con.execute("PRAGMA busy_timeout=30000")
         con.execute("PRAGMA journal_mode=WAL")
         con.execute("PRAGMA synchronous=FULL")
