@@ -53,9 +53,10 @@ def search(system: System, ds: Dataset, path: Path, import_s: float) -> dict:
     q, gt = ds.queries(), ds.ground_truth()
     t0 = time.perf_counter()
     system.open(path)
+    settings = system.settings(ds.n)
+    system.configure(settings[len(settings) // 2])
     system.search(q[0], K, None)
     cold = time.perf_counter() - t0
-    settings = system.settings(ds.n)
     rss_open = peak_rss_mb()
     rows = []
     for s in settings:
