@@ -30,8 +30,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
-import httpx
-
 from imgfind.errors import ImageTooLarge, PathNotAllowed, SourceError
 from imgfind.imageio import IMAGE_EXTENSIONS, Limits
 
@@ -477,6 +475,7 @@ def fetch_url(
     ...
     imgfind.errors.SourceError: refusing to fetch file:///etc/passwd: only http and https URLs are allowed
     """
+
     _check_scheme(url)
     outcome: dict[str, Any] = {}
     cancelled = threading.Event()
@@ -517,6 +516,8 @@ def _fetch(
     max_redirects: int,
     cancelled: threading.Event,
 ) -> bytes:
+    import httpx  # only URL sources pay for it (keeps CLI start-up fast)
+
     headers = {"User-Agent": _USER_AGENT, "Accept": "image/*,*/*;q=0.5"}
     try:
         with httpx.Client(timeout=timeout, follow_redirects=False, headers=headers) as client:
