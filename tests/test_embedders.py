@@ -1,5 +1,6 @@
-"""Embedders: loading (folder, env var, HF cache, offline errors), shapes, batching,
-picklable preprocessing, pHash near/far behaviour, presets."""
+"""Embedders: loading (folder, env var, HF cache, offline errors) in both folder layouts
+(Immich and transformers.js), shapes, batching, picklable preprocessing, pHash near/far
+behaviour, presets."""
 
 from __future__ import annotations
 
@@ -29,8 +30,11 @@ from imgfind.embedders import (
     load_embedder,
     quantize,
 )
+from imgfind.embedders.onnx_clip import IMMICH, TRANSFORMERS_JS, preprocessor_from_hf
 from imgfind.embedders.phash import hamming
 from imgfind.errors import InvalidInput, ModelUnavailable
+from imgfind.testing import __main__ as testing_cli
+from imgfind.testing import make_model
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 SRC = Path(embedders.__file__).resolve().parents[2]
@@ -48,6 +52,20 @@ def photos(n: int) -> list[Image.Image]:
 @pytest.fixture(scope="module")
 def clip(tiny_model_dir: Path) -> OnnxClipEmbedder:
     emb = load_embedder(model_path=tiny_model_dir, threads=1)
+    assert isinstance(emb, OnnxClipEmbedder)
+    return emb
+
+
+@pytest.fixture(scope="module")
+def tjs_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model in the transformers.js layout (shared with test_parity: same folder)."""
+    return make_model(tmp_path_factory.getbasetemp() / "tiny-clip-transformers-js",
+                      layout="transformers.js")
+
+
+@pytest.fixture(scope="module")
+def tjs(tjs_model_dir: Path) -> OnnxClipEmbedder:
+    emb = load_embedder(model_path=tjs_model_dir, threads=1)
     assert isinstance(emb, OnnxClipEmbedder)
     return emb
 
@@ -70,8 +88,9 @@ def fake_hf_cache(hf_home: Path, repo: str, model_dir: Path) -> None:
     (root / "refs" / "main").write_text(commit)
     snap = root / "snapshots" / commit
     snap.mkdir(parents=True)
-    for name in ("config.json", "visual", "textual"):
-        (snap / name).symlink_to(model_dir / name)
+    for entry in model_dir.iterdir():
+        if entry.name != "reference" and not entry.name.startswith("."):
+            (snap / entry.name).symlink_to(entry)
 
 
 # -- loading -------------------------------------------------------------------------------
@@ -130,6 +149,23 @@ def test_preset_loads_from_hf_cache_offline(tiny_model_dir: Path, tmp_path: Path
     assert not any(v for k, v in got["cached"].items() if k != "ViT-B-32__openai")
 
 
+def test_transformers_js_preset_loads_from_hf_cache_offline(tjs_model_dir: Path,
+                                                          tmp_path: Path) -> None:
+    # The default model is a transformers.js-layout repo: same path, other files.
+    fake_hf_cache(tmp_path / "hf", "Xenova/mobileclip_s2", tjs_model_dir)
+    out = run_python(
+        "import json\n"
+        "from imgfind.embedders import load_embedder, list_models\n"
+        "e = load_embedder(threads=1)\n"
+        "v = e.embed_texts(['a dog'])\n"
+        "print(json.dumps({'name': e.name, 'layout': e.layout.name, 'shape': list(v.shape),\n"
+        "                  'cached': [m.name for m in list_models() if m.cached]}))\n",
+        {"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1", "IMGFIND_MODEL_PATH": ""})
+    got = json.loads(out.strip().splitlines()[-1])
+    assert got == {"name": "MobileCLIP-S2__datacompdr", "layout": "transformers.js",
+                   "shape": [1, 64], "cached": ["MobileCLIP-S2__datacompdr"]}
+
+
 OFFLINE_CODE = (
     "from imgfind.embedders import load_embedder\n"
     "from imgfind.errors import ModelUnavailable\n"
@@ -167,17 +203,31 @@ def test_unreachable_hub_error(tmp_path: Path) -> None:
 
 def test_list_models() -> None:
     models = {m.name: m for m in list_models()}
-    assert DEFAULT_MODEL in models
+    assert DEFAULT_MODEL == "MobileCLIP-S2__datacompdr" and DEFAULT_MODEL in models
     for name in ("ViT-B-32__openai", "ViT-B-16__openai", "ViT-L-14__openai",
-                 "ViT-B-16-SigLIP__webli"):
+                 "ViT-B-16-SigLIP__webli", "MobileCLIP-S0__datacompdr", "MobileCLIP-B__datacompdr"):
         assert name in models
     for m in models.values():
-        assert m.repo == f"immich-app/{m.name}"
-        assert 50 < m.imagenet_top1 < 90 and m.dim in (512, 768, 1152)
+        if m.layout == IMMICH.name:
+            assert m.repo == f"immich-app/{m.name}" and m.image_gflops
+        else:
+            assert m.layout == TRANSFORMERS_JS.name and m.repo.startswith("Xenova/mobileclip_")
+            assert m.image_latency_ms and m.image_gflops is None  # Apple publishes no FLOPs
+        assert 50 < m.imagenet_top1 < 90 and 50 < m.avg38 < 75 and m.dim in (512, 768, 1152)
+        assert m.params_m == pytest.approx(m.image_params_m + m.text_params_m, abs=0.1)
         assert isinstance(m.cached, bool)
-    order = [m.image_gflops for m in list_models()]
-    assert order[0] == min(order) and order[-1] == max(order)  # small/fast to large/precise
-    assert models["ViT-L-14__openai"].imagenet_top1 > models["ViT-B-32__openai"].imagenet_top1
+    listed = list_models()
+    # small/fast to large/precise within each publisher's cost figure
+    flops = [m.image_gflops for m in listed if m.image_gflops is not None]
+    latency = [m.image_latency_ms for m in listed if m.image_latency_ms is not None]
+    assert flops == sorted(flops) and latency == sorted(latency)
+    assert listed[-1].imagenet_top1 == max(m.imagenet_top1 for m in listed)
+    # the README's justification of the default: nothing with an image tower as small
+    # or smaller scores higher, and it beats the previous default on the 38-dataset average
+    default = models[DEFAULT_MODEL]
+    assert all(m.imagenet_top1 <= default.imagenet_top1 for m in listed
+               if m.image_params_m <= default.image_params_m)
+    assert default.avg38 > models["ViT-B-16-SigLIP__webli"].avg38
 
 
 def test_resolve_names() -> None:
@@ -186,6 +236,8 @@ def test_resolve_names() -> None:
     assert embedders.resolve("immich-app/RN50__openai") == ("RN50__openai",
                                                             "immich-app/RN50__openai")
     assert embedders.resolve("me/clip") == ("me/clip", "me/clip")
+    assert embedders.resolve("Xenova/mobileclip_s0") == ("MobileCLIP-S0__datacompdr",
+                                                         "Xenova/mobileclip_s0")
     with pytest.raises(ModelUnavailable):
         embedders.resolve(" ")
 
@@ -298,6 +350,139 @@ def test_quantize(clip: OnnxClipEmbedder, tiny_model_dir: Path, tmp_path: Path) 
         (tiny_model_dir / "visual" / "model.onnx").stat().st_size
     with pytest.raises(InvalidInput, match="not empty"):
         quantize(tiny_model_dir, out)
+
+
+# -- transformers.js layout -----------------------------------------------------------------
+
+def test_transformers_js_layout_loads(tjs: OnnxClipEmbedder, tjs_model_dir: Path,
+                                      tiny_model_dir: Path) -> None:
+    assert embedders.detect_layout(tjs_model_dir) is TRANSFORMERS_JS
+    assert embedders.detect_layout(tiny_model_dir) is IMMICH
+    assert tjs.layout is TRANSFORMERS_JS and isinstance(tjs, embedders.Embedder)
+    assert tjs.name == "imgfind-test-tiny-transformers-js"  # config.json's "name"
+    assert (tjs.dim, tjs.image_size, tjs.context_length) == (64, 256, 77)
+    pre = tjs.preprocessor()
+    # MobileCLIP's settings, read from preprocessor_config.json: bilinear, no normalization
+    # (the file lists image_mean/std, but do_normalize is false)
+    assert (pre.size, pre.crop_size, pre.interpolation, pre.resize_mode) == \
+        (256, 256, "bilinear", "shortest")
+    assert (pre.mean, pre.std) == ([0.0] * 3, [1.0] * 3)
+    # the tower's first output is last_hidden_state; the embedding is picked by name
+    assert tjs._visual.session.get_outputs()[0].name == "last_hidden_state"
+    assert tjs._visual.output.name == "image_embeds"
+    images = photos(4)
+    v = tjs.embed_images(images)
+    t = tjs.embed_texts(["a dog running on the beach", "a red car"])
+    assert tjs._text is not None and tjs._text.output.name == "text_embeds"
+    assert [i.name for i in tjs._text.inputs] == ["input_ids", "attention_mask"]
+    for arr, n in ((v, 4), (t, 2)):
+        assert arr.shape == (n, 64) and arr.dtype == np.float32
+        np.testing.assert_allclose(np.linalg.norm(arr, axis=1), 1.0, atol=1e-5)
+    # pixels are in [0, 1]: rescaled, not normalized
+    x = pre(images[0])
+    assert x.shape == (3, 256, 256) and 0.0 <= x.min() and x.max() <= 1.0
+
+
+def test_transformers_js_batches_and_padding(tjs: OnnxClipEmbedder,
+                                             tjs_model_dir: Path) -> None:
+    images = photos(5)
+    batch = tjs.embed_images(images)
+    np.testing.assert_allclose(batch, np.concatenate([tjs.embed_images([im]) for im in images]),
+                               atol=1e-5)
+    chunked = OnnxClipEmbedder(tjs_model_dir, threads=1, batch_size=2)
+    np.testing.assert_allclose(chunked.embed_images(images), batch, atol=1e-5)
+    texts = ["a dog", "a cat on a sofa", "people at a market " * 30]
+    np.testing.assert_allclose(tjs.embed_texts(texts),
+                               np.concatenate([tjs.embed_texts([t]) for t in texts]), atol=1e-5)
+    ids = tjs.tokenize(texts)
+    # padded with "!" (id 0), the pad token of Xenova's MobileCLIP tokenizer config
+    assert ids.shape == (3, 77) and ids[0, :4].tolist() == [49406, 320, 1929, 49407]
+    assert (ids[0, 4:] == 0).all() and ids[2, -1] == 49407
+    # unnormalized [0, 1] pixels make a random model's vectors close, but never equal
+    sims = (batch @ batch.T)[~np.eye(5, dtype=bool)]
+    assert sims.max() < 0.9999 and sims.min() < 0.995
+
+
+def test_layout_errors_name_the_files(tjs_model_dir: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ModelUnavailable, match="no known layout.*visual/model.onnx.*"
+                                               "onnx/vision_model.onnx"):
+        load_embedder(model_path=empty)
+    for missing in ("preprocessor_config.json", "onnx/text_model.onnx", "tokenizer.json"):
+        folder = tmp_path / missing.replace("/", "-")
+        shutil.copytree(tjs_model_dir, folder, ignore=shutil.ignore_patterns("reference"))
+        (folder / missing).unlink()
+        with pytest.raises(ModelUnavailable, match=missing):
+            load_embedder(model_path=folder)
+
+
+def test_hf_preprocessor_settings(tmp_path: Path) -> None:
+    where = tmp_path / "preprocessor_config.json"
+    # SigLIP: {height, width} and no crop settings -> squash, normalized with its mean/std
+    siglip = preprocessor_from_hf({"size": {"height": 224, "width": 224}, "resample": 2,
+                                   "image_mean": [0.5] * 3, "image_std": [0.5] * 3}, where)
+    assert (siglip.resize_mode, siglip.output_size, siglip.interpolation) == \
+        ("squash", 224, "bilinear")
+    assert siglip(Image.new("RGB", (300, 100), "white")).min() == pytest.approx(1.0)
+    # resize the short side to 256, crop 224; legacy integer sizes; CLIP defaults
+    clip_like = preprocessor_from_hf({"size": 256, "crop_size": 224}, where)
+    assert (clip_like.size, clip_like.output_size, clip_like.interpolation) == \
+        (256, 224, "bicubic")
+    assert clip_like.mean[0] == pytest.approx(0.48145466)
+    assert clip_like(Image.new("RGB", (640, 480))).shape == (3, 224, 224)
+    for bad, match in (({"do_resize": False}, "do_resize"),
+                       ({"size": {"longest_edge": 640}}, "longest_edge"),
+                       ({"size": {"height": 224, "width": 320}}, "non-square"),
+                       ({"size": {"shortest_edge": 224}, "do_center_crop": False}, "crop"),
+                       ({"size": 224, "resample": 42}, "resample")):
+        with pytest.raises(ModelUnavailable, match=match):
+            preprocessor_from_hf(bad, where)
+
+
+def test_siglip_config_canonicalizes_text(tjs: OnnxClipEmbedder, tjs_model_dir: Path,
+                                          tmp_path: Path) -> None:
+    folder = tmp_path / "siglip-like"
+    shutil.copytree(tjs_model_dir, folder, ignore=shutil.ignore_patterns("reference"))
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "model_type": "siglip"}))
+    siglip = load_embedder(model_path=folder, threads=1)
+    # open_clip's "canonicalize": lower case, punctuation gone (SigLIP's training text)
+    np.testing.assert_array_equal(siglip.tokenize(["A Dog, running!"]),
+                                  tjs.tokenize(["a dog running"]))
+    assert (tjs.tokenize(["A Dog, running!"]) != tjs.tokenize(["a dog running"])).any()
+
+
+def test_quantize_transformers_js(tjs: OnnxClipEmbedder, tjs_model_dir: Path,
+                                  tmp_path: Path) -> None:
+    out = quantize(tjs_model_dir, tmp_path / "int8")
+    q = load_embedder(model_path=out, threads=1)
+    assert q.name == "imgfind-test-tiny-transformers-js-int8" and q.layout is TRANSFORMERS_JS
+    images = photos(4)
+    assert np.sum(q.embed_images(images) * tjs.embed_images(images), axis=1).min() > 0.95
+    assert (out / "onnx" / "vision_model.onnx").stat().st_size < \
+        (tjs_model_dir / "onnx" / "vision_model.onnx").stat().st_size
+    # the text tower is copied unchanged
+    assert (out / "onnx" / "text_model.onnx").read_bytes() == \
+        (tjs_model_dir / "onnx" / "text_model.onnx").read_bytes()
+
+
+def test_make_model_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "cli-model"
+    assert testing_cli.main(["make-model", str(folder), "--layout", "transformers.js",
+                         "--no-reference"]) == 0
+    assert capsys.readouterr().out.strip() == str(folder)
+    assert not (folder / "reference").exists()
+    assert embedders.detect_layout(folder) is TRANSFORMERS_JS
+    assert load_embedder(model_path=folder, threads=1).embed_texts(["a dog"]).shape == (1, 64)
+    # the same settings again reuse the folder; other settings rebuild it
+    mtime = (folder / "onnx" / "vision_model.onnx").stat().st_mtime_ns
+    make_model(folder, layout="transformers.js", reference=False)
+    assert (folder / "onnx" / "vision_model.onnx").stat().st_mtime_ns == mtime
+    with pytest.raises(SystemExit):
+        testing_cli.main(["make-model", str(folder), "--layout", "onnx"])
+    with pytest.raises(ValueError, match="layout"):
+        make_model(folder, layout="onnx")
 
 
 # -- perceptual hash -----------------------------------------------------------------------

@@ -11,14 +11,14 @@ import os
 from pathlib import Path
 
 from .base import Embedder, l2_normalize
-from .onnx_clip import ClipPreprocessor, OnnxClipEmbedder, folder_name, quantize
+from .onnx_clip import ClipPreprocessor, OnnxClipEmbedder, detect_layout, folder_name, quantize
 from .phash import PHashEmbedder
 from .registry import DEFAULT_MODEL, PRESETS, ModelInfo, fetch, list_models, resolve
 
 __all__ = [
     "DEFAULT_MODEL", "PRESETS", "ClipPreprocessor", "Embedder", "ModelInfo", "OnnxClipEmbedder",
-    "PHashEmbedder", "fetch", "folder_name", "l2_normalize", "list_models", "load_embedder", "quantize",
-    "resolve",
+    "PHashEmbedder", "detect_layout", "fetch", "folder_name", "l2_normalize", "list_models",
+    "load_embedder", "quantize", "resolve",
 ]
 
 MODEL_PATH_ENV = "IMGFIND_MODEL_PATH"
@@ -29,12 +29,14 @@ def load_embedder(model: str | None = None, *, model_path: str | Path | None = N
     """Load an embedder.
 
     * ``model="phash"``: the perceptual hash (no weights, no text);
-    * ``model_path``: a model folder in the Immich CLIP layout; its name is ``model``
-      when given, else the folder's config ``"name"``, else the folder's name;
+    * ``model_path``: a model folder in the Immich or the transformers.js layout
+      (told apart by their files); its name is ``model`` when given, else the
+      folder's config ``"name"``, else the folder's name;
     * the ``IMGFIND_MODEL_PATH`` environment variable: such a folder, used when
       ``model`` is None or is that folder's name;
     * otherwise ``model`` (default ``DEFAULT_MODEL``): a preset, an Immich model
-      name or a hub repo id, from the Hugging Face cache or downloaded into it.
+      name or a hub repo id (either layout), from the Hugging Face cache or
+      downloaded into it.
 
     ``threads`` sets ONNX Runtime's intra-op threads (default: every core).
     Raises ``ModelUnavailable`` when the model cannot be found or downloaded.

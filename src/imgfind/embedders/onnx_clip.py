@@ -1,10 +1,12 @@
-"""CLIP-family models (CLIP, OpenCLIP, SigLIP) run in ONNX Runtime.
+"""CLIP-family models (CLIP, OpenCLIP, SigLIP, MobileCLIP) run in ONNX Runtime.
 
-Model folder layout
--------------------
-imgfind reads the layout the Immich project publishes on the Hugging Face hub
-(``immich-app/<model>``, e.g. ``immich-app/ViT-B-32__openai``), so those
-checkpoints work without conversion::
+Model folder layouts
+--------------------
+imgfind reads the two layouts public ONNX CLIP checkpoints come in, so those
+checkpoints work without conversion. The layout is detected from the folder's
+contents; both go through the same code, only the files read differ.
+
+**Immich** (``immich-app/<model>`` hub repos, e.g. ``immich-app/ViT-B-32__openai``)::
 
     <model dir>/
       config.json                 open_clip model config: "embed_dim",
@@ -22,23 +24,47 @@ checkpoints work without conversion::
       textual/tokenizer_config.json   names the "pad_token"
       textual/special_tokens_map.json (optional)
 
+**transformers.js / Optimum** (``Xenova/<model>`` hub repos, e.g.
+``Xenova/mobileclip_s2``, ``Xenova/clip-vit-base-patch32``)::
+
+    <model dir>/
+      config.json                 Hugging Face model config ("model_type", optional
+                                  "projection_dim"); an optional "name" names the model
+      preprocessor_config.json    Hugging Face image processor settings: "size"
+                                  ({"shortest_edge"} or {"height", "width"}),
+                                  "crop_size", "do_center_crop", "do_rescale",
+                                  "rescale_factor", "do_normalize", "image_mean",
+                                  "image_std", "resample" (a Pillow filter number)
+      tokenizer.json              Hugging Face ``tokenizers`` file
+      tokenizer_config.json       "pad_token", "model_max_length" (the context length)
+      onnx/vision_model.onnx      image tower: input "pixel_values" -> output
+                                  "image_embeds" (or "pooler_output" for SigLIP)
+      onnx/text_model.onnx        text tower: input "input_ids" (+ "attention_mask")
+                                  -> "text_embeds" (or "pooler_output")
+
 What is read from the files rather than assumed:
 
 * input names and dtypes of both towers come from the ONNX sessions (int32 or
   int64 ids, float32 or float16 pixels; an ``attention_mask`` input is fed when
   a text tower has one);
+* the output: one named ``*_embeds``, else ``pooler_output``, else the first
+  two-dimensional one (transformers.js towers also output ``last_hidden_state``);
+  vectors are L2-normalized here, so unnormalized outputs are fine;
 * the batch axis: Immich exports have a fixed batch of 1, exports made by
   ``python -m imgfind.testing`` have a dynamic one; batches are split to fit;
-* padding: ids are padded to ``text_cfg.context_length`` (77 for OpenAI CLIP,
-  64 for SigLIP) with the ``pad_token`` of ``tokenizer_config.json``
-  (``<|endoftext|>`` for OpenAI CLIP, ``<pad>`` for SigLIP) and truncated to the
-  same length, keeping the end-of-text token;
-* text cleaning: SigLIP configs set ``text_cfg.tokenizer_kwargs.clean =
-  "canonicalize"`` (lower case, punctuation removed), as open_clip does;
-* preprocessing: ``resize_mode`` "shortest" resizes the short side to ``size``
-  and center-crops (OpenAI CLIP), "squash" resizes both sides (SigLIP); both
-  with the configured Pillow interpolation, then RGB scaled to [0, 1] and
-  normalized with mean/std.
+* padding: ids are padded to the context length (Immich: ``text_cfg.context_length``,
+  transformers.js: ``model_max_length``, or a text tower's fixed sequence axis;
+  77 for CLIP and MobileCLIP, 64 for SigLIP) with the ``pad_token`` of
+  ``tokenizer_config.json`` (``<|endoftext|>`` for OpenAI CLIP, ``!`` (id 0) for
+  MobileCLIP, ``<pad>`` for SigLIP) and truncated to the same length, keeping the
+  end-of-text token;
+* text cleaning: SigLIP lower-cases and strips punctuation (open_clip's
+  "canonicalize"), set by ``text_cfg.tokenizer_kwargs.clean`` in Immich configs and
+  by ``model_type: siglip`` in Hugging Face ones;
+* preprocessing: "shortest" resizes the short side and center-crops (CLIP,
+  MobileCLIP), "squash" resizes both sides (SigLIP); both with the configured
+  Pillow filter, then pixels rescaled (1/255) and, when the model wants it,
+  normalized with mean/std (MobileCLIP does not normalize).
 
 Example::
 
@@ -56,6 +82,7 @@ import shutil
 import string
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -74,16 +101,75 @@ _ONNX_DTYPES = {
     "tensor(int64)": np.int64,
 }
 _PUNCTUATION = str.maketrans("", "", string.punctuation)
-_REQUIRED = ("config.json", "visual/model.onnx", "visual/preprocess_cfg.json")
-_TEXT_REQUIRED = ("textual/model.onnx", "textual/tokenizer.json")
 # Hugging Face cache folders look like .../models--owner--name/snapshots/<commit>
 _HF_CACHE_DIR = re.compile(r"^models--(?P<owner>[^/]+?)--(?P<name>.+)$")
+# OpenAI CLIP's normalization: Hugging Face's CLIP image processor default
+_CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
+_CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
+# tokenizer_config.json says "no limit" with a huge model_max_length (int(1e30))
+_MAX_SANE_CONTEXT = 100_000
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a model folder layout keeps each file (paths relative to the folder).
+
+    >>> IMMICH.image_model, TRANSFORMERS_JS.image_model
+    ('visual/model.onnx', 'onnx/vision_model.onnx')
+    """
+
+    name: str
+    image_model: str
+    preprocess: str
+    text_model: str
+    #: folder of tokenizer.json / tokenizer_config.json ("" = the model folder)
+    tokenizer_dir: str
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        """Files needed to embed images."""
+        return ("config.json", self.image_model, self.preprocess)
+
+    @property
+    def text_required(self) -> tuple[str, ...]:
+        """Further files needed to embed texts."""
+        return (self.text_model, str(Path(self.tokenizer_dir, "tokenizer.json")))
+
+
+IMMICH = Layout("immich", "visual/model.onnx", "visual/preprocess_cfg.json",
+                "textual/model.onnx", "textual")
+TRANSFORMERS_JS = Layout("transformers.js", "onnx/vision_model.onnx",
+                         "preprocessor_config.json", "onnx/text_model.onnx", "")
+LAYOUTS = (IMMICH, TRANSFORMERS_JS)
+_LAYOUT_HELP = ("expected the Immich layout (config.json, visual/model.onnx, "
+                "visual/preprocess_cfg.json, textual/model.onnx, textual/tokenizer.json) or the "
+                "transformers.js layout (config.json, preprocessor_config.json, tokenizer.json, "
+                "onnx/vision_model.onnx, onnx/text_model.onnx)")
+
+
+def detect_layout(model_dir: str | Path) -> Layout:
+    """The layout of ``model_dir``, told by its sub-folders (``visual/`` or ``onnx/``).
+
+    Raises ModelUnavailable when the folder has neither.
+
+    >>> detect_layout("models/mobileclip_s2").name       # doctest: +SKIP
+    'transformers.js'
+    """
+    path = Path(model_dir)
+    if (path / "visual").is_dir() or (path / "textual").is_dir():
+        return IMMICH
+    if (path / "onnx").is_dir() or (path / "preprocessor_config.json").is_file():
+        return TRANSFORMERS_JS
+    raise ModelUnavailable(f"model folder {str(path)!r} is in no known layout; {_LAYOUT_HELP}")
 
 
 class ClipPreprocessor:
-    """Picklable image preprocessing: RGB PIL image -> float32 (3, size, size).
+    """Picklable image preprocessing: RGB PIL image -> float32 (3, S, S).
 
-    Holds only plain settings, so it can be sent to worker processes.
+    Resizes to ``size`` ("shortest": the short side, "squash": both sides), then
+    center-crops to ``crop_size`` (default ``size``), multiplies by ``rescale``
+    and normalizes with ``mean``/``std``. Holds only plain settings, so it can be
+    sent to worker processes.
 
     >>> pre = ClipPreprocessor(224, [0.5] * 3, [0.5] * 3)
     >>> pre(Image.new("RGB", (640, 480))).shape
@@ -91,46 +177,122 @@ class ClipPreprocessor:
     """
 
     def __init__(self, size: int, mean: Sequence[float], std: Sequence[float],
-                 interpolation: str = "bicubic", resize_mode: str = "shortest"):
+                 interpolation: str = "bicubic", resize_mode: str = "shortest",
+                 crop_size: int | None = None, rescale: float = 1 / 255):
         if interpolation.lower() not in _RESAMPLING:
-            raise ModelUnavailable(f"unknown interpolation {interpolation!r} in preprocess_cfg.json;"
-                                   f" use one of {sorted(_RESAMPLING)}")
+            raise ModelUnavailable(f"unknown interpolation {interpolation!r} in the model's "
+                                   f"preprocessing settings; use one of {sorted(_RESAMPLING)}")
         if resize_mode not in ("shortest", "squash"):
-            raise ModelUnavailable(f"unsupported resize_mode {resize_mode!r} in "
-                                   "preprocess_cfg.json; use 'shortest' or 'squash'")
+            raise ModelUnavailable(f"unsupported resize_mode {resize_mode!r} in the model's "
+                                   "preprocessing settings; use 'shortest' or 'squash'")
         self.size = int(size)
+        self.crop_size = int(crop_size) if crop_size else self.size
+        if self.crop_size > self.size:
+            raise ModelUnavailable(f"crop size {self.crop_size} is larger than the resize "
+                                   f"size {self.size} in the model's preprocessing settings")
         self.mean = [float(m) for m in mean]
         self.std = [float(s) for s in std]
         self.interpolation = interpolation.lower()
         self.resize_mode = resize_mode
+        self.rescale = float(rescale)
+
+    @property
+    def output_size(self) -> int:
+        """Side of the square the model receives."""
+        return self.crop_size
 
     def resize(self, image: Image.Image) -> Image.Image:
-        """Resize (+ center crop) an RGB image to ``size`` x ``size`` uint8 pixels."""
+        """Resize + center crop an RGB image to ``output_size`` x ``output_size`` uint8 pixels."""
         resample = _RESAMPLING[self.interpolation]
         size = self.size
-        if self.resize_mode == "squash":
-            return image.resize((size, size), resample=resample)
         w, h = image.size
-        # Same arithmetic as Hugging Face / torchvision: short side -> size, long side truncated.
-        if w <= h:
+        if self.resize_mode == "squash":
+            new_w = new_h = size
+        elif w <= h:
+            # Same arithmetic as Hugging Face / torchvision: short side -> size, long side truncated.
             new_w, new_h = size, int(size * h / w)
         else:
             new_w, new_h = int(size * w / h), size
         if (new_w, new_h) != (w, h):
             image = image.resize((new_w, new_h), resample=resample)
-        left, top = (new_w - size) // 2, (new_h - size) // 2
-        return image.crop((left, top, left + size, top + size))
+        crop = self.crop_size
+        if (new_w, new_h) == (crop, crop):
+            return image
+        left, top = (new_w - crop) // 2, (new_h - crop) // 2
+        return image.crop((left, top, left + crop, top + crop))
 
     def __call__(self, image: Image.Image) -> np.ndarray:
         if image.mode != "RGB":
             image = image.convert("RGB")
-        pixels = np.asarray(self.resize(image), dtype=np.float32) / np.float32(255.0)
+        pixels = np.asarray(self.resize(image), dtype=np.float32) * np.float32(self.rescale)
         pixels = (pixels - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
         return np.ascontiguousarray(pixels.transpose(2, 0, 1))
 
     def __repr__(self) -> str:
-        return (f"ClipPreprocessor(size={self.size}, interpolation={self.interpolation!r}, "
-                f"resize_mode={self.resize_mode!r})")
+        return (f"ClipPreprocessor(size={self.size}, crop_size={self.crop_size}, "
+                f"interpolation={self.interpolation!r}, resize_mode={self.resize_mode!r})")
+
+
+def _side(value: Any, what: str, path: Path) -> tuple[int, str]:
+    """A Hugging Face size setting -> (pixels, "shortest" | "squash")."""
+    if isinstance(value, int):
+        # CLIP's legacy integer size means the shortest edge
+        return value, "shortest"
+    if isinstance(value, dict):
+        if "shortest_edge" in value:
+            return int(value["shortest_edge"]), "shortest"
+        if "height" in value and "width" in value:
+            if int(value["height"]) != int(value["width"]):
+                raise ModelUnavailable(f"{path}: non-square {what} {value} is not supported")
+            return int(value["height"]), "squash"
+    raise ModelUnavailable(f"{path}: unsupported {what} {value!r}; expected an integer, "
+                           "{'shortest_edge': N} or {'height': N, 'width': N}")
+
+
+def preprocessor_from_hf(cfg: dict[str, Any], path: Path) -> ClipPreprocessor:
+    """A ClipPreprocessor from Hugging Face image processor settings (preprocessor_config.json).
+
+    >>> preprocessor_from_hf({"size": {"shortest_edge": 256}, "crop_size": 256,
+    ...                       "do_normalize": False, "resample": 2}, Path("x")).output_size
+    256
+    """
+    if cfg.get("do_resize", True) is False:
+        raise ModelUnavailable(f"{path}: do_resize false is not supported (images of any size "
+                               "must be brought to the model's input size)")
+    size, mode = _side(cfg.get("size", 224), "size", path)
+    # CLIP processors crop by default; SigLIP's ({height, width}) has no crop settings at all
+    do_crop = cfg.get("do_center_crop", "crop_size" in cfg or mode == "shortest")
+    crop = _side(cfg["crop_size"], "crop_size", path)[0] if do_crop and "crop_size" in cfg \
+        else size
+    if mode == "shortest" and not do_crop:
+        raise ModelUnavailable(f"{path}: resizing the shortest edge without a center crop gives "
+                               "non-square inputs, which is not supported")
+    if cfg.get("do_normalize", True):
+        mean, std = cfg.get("image_mean", _CLIP_MEAN), cfg.get("image_std", _CLIP_STD)
+    else:
+        mean, std = [0.0] * 3, [1.0] * 3
+    rescale = float(cfg.get("rescale_factor", 1 / 255)) if cfg.get("do_rescale", True) else 1.0
+    resample = cfg.get("resample", int(Image.Resampling.BICUBIC))
+    try:
+        interpolation = Image.Resampling(int(resample)).name.lower()
+    except (ValueError, TypeError) as e:
+        raise ModelUnavailable(f"{path}: unknown resample {resample!r}; expected a Pillow "
+                               "filter number (2 bilinear, 3 bicubic)") from e
+    return ClipPreprocessor(size, mean, std, interpolation, mode, crop, rescale)
+
+
+def preprocessor_from_immich(cfg: dict[str, Any], config: dict[str, Any],
+                             path: Path) -> ClipPreprocessor:
+    """A ClipPreprocessor from an Immich ``visual/preprocess_cfg.json``."""
+    size = cfg.get("size", config.get("vision_cfg", {}).get("image_size", 224))
+    size = size[0] if isinstance(size, (list, tuple)) else size
+    try:
+        return ClipPreprocessor(
+            int(size), cfg["mean"], cfg["std"], cfg.get("interpolation", "bicubic"),
+            # open_clip's default for configs written before resize_mode existed
+            cfg.get("resize_mode", "shortest"))
+    except KeyError as e:
+        raise ModelUnavailable(f"{path} lacks {e.args[0]!r}") from e
 
 
 def default_threads() -> int:
@@ -153,7 +315,7 @@ def name_for_folder(model_dir: Path, config: dict[str, Any]) -> str:
     """The model name recorded for a local folder.
 
     ``config["name"]`` when present; the hub repo for a Hugging Face cache snapshot
-    (``immich-app/X`` -> ``X``); otherwise the folder's name.
+    (``immich-app/X`` -> ``X``, ``Xenova/y`` -> ``Xenova/y``); otherwise the folder's name.
 
     >>> name_for_folder(Path("/models/ViT-B-32__openai"), {})
     'ViT-B-32__openai'
@@ -186,22 +348,34 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def check_model_dir(model_dir: str | Path, *, text: bool = True) -> Path:
-    """Raise ModelUnavailable (naming what is missing) unless ``model_dir`` has the layout."""
+    """Raise ModelUnavailable (naming what is missing) unless ``model_dir`` has a known layout."""
     path = Path(model_dir).expanduser()
     if not path.is_dir():
-        raise ModelUnavailable(f"model folder {str(path)!r} does not exist; pass a folder in the "
-                               "Immich CLIP layout (config.json, visual/, textual/)")
-    missing = [f for f in _REQUIRED + (_TEXT_REQUIRED if text else ()) if not (path / f).is_file()]
+        raise ModelUnavailable(f"model folder {str(path)!r} does not exist; pass a folder in "
+                               "the Immich layout (config.json, visual/, textual/) or the "
+                               "transformers.js layout (config.json, onnx/, tokenizer.json)")
+    layout = detect_layout(path)
+    wanted = layout.required + (layout.text_required if text else ())
+    missing = [f for f in wanted if not (path / f).is_file()]
     if missing:
-        raise ModelUnavailable(f"model folder {str(path)!r} lacks {', '.join(missing)}; expected "
-                               "the Immich CLIP layout (config.json, visual/model.onnx, "
-                               "visual/preprocess_cfg.json, textual/model.onnx, "
-                               "textual/tokenizer.json)")
+        raise ModelUnavailable(f"model folder {str(path)!r} lacks {', '.join(missing)}; "
+                               f"{_LAYOUT_HELP}")
     return path
 
 
+def _pick_output(outputs: Sequence[Any]) -> Any:
+    """The embedding among a tower's outputs (see the module docstring)."""
+    def rank(out: Any) -> int:
+        if out.name.endswith("_embeds"):
+            return 0
+        if out.name == "pooler_output":
+            return 1
+        return 2 if out.shape is not None and len(out.shape) == 2 else 3
+    return min(outputs, key=rank)  # min keeps the first of equals
+
+
 class _Tower:
-    """One ONNX session plus what was learned about its inputs."""
+    """One ONNX session plus what was learned about its inputs and outputs."""
 
     def __init__(self, path: Path, threads: int, providers: list[str]):
         import onnxruntime as ort
@@ -217,10 +391,14 @@ class _Tower:
         self.inputs = self.session.get_inputs()
         first = self.inputs[0]
         self.dtype = _ONNX_DTYPES.get(first.type, np.float32)
-        batch = first.shape[0] if first.shape else None
+        shape = first.shape or []
+        batch = shape[0] if shape else None
         # A fixed batch axis (Immich exports use 1) means inputs must be fed in that size.
         self.fixed_batch = batch if isinstance(batch, int) and batch > 0 else None
-        out_shape = self.session.get_outputs()[0].shape
+        #: a fixed second axis (a text tower's sequence length), if any
+        self.fixed_length = shape[1] if len(shape) > 1 and isinstance(shape[1], int) else None
+        self.output = _pick_output(self.session.get_outputs())
+        out_shape = self.output.shape
         self.out_dim = out_shape[-1] if out_shape and isinstance(out_shape[-1], int) else None
 
     def run(self, feeds: dict[str, np.ndarray], max_batch: int) -> np.ndarray:
@@ -229,15 +407,15 @@ class _Tower:
         outs = []
         for i in range(0, n, step):
             chunk = {k: v[i:i + step] for k, v in feeds.items()}
-            outs.append(self.session.run(None, chunk)[0])
+            outs.append(self.session.run([self.output.name], chunk)[0])
         return np.concatenate(outs, axis=0)
 
 
 class OnnxClipEmbedder:
-    """A CLIP-family model from a folder in the Immich layout (see the module docstring).
+    """A CLIP-family model from a folder in the Immich or transformers.js layout.
 
-    The image tower loads at once; the text tower on the first ``embed_texts`` call,
-    so indexing never pays for it.
+    See the module docstring for the layouts. The image tower loads at once; the
+    text tower on the first ``embed_texts`` call, so indexing never pays for it.
 
     >>> emb = OnnxClipEmbedder("models/ViT-B-32__openai", threads=2)   # doctest: +SKIP
     >>> emb.embed_images([Image.open("cat.jpg")]).shape                 # doctest: +SKIP
@@ -250,39 +428,51 @@ class OnnxClipEmbedder:
                  threads: int | None = None, providers: Sequence[str] | None = None,
                  batch_size: int = 32):
         self.model_dir = check_model_dir(model_dir).resolve()
+        self.layout = detect_layout(self.model_dir)
         self.config = _read_json(self.model_dir / "config.json")
         self.name = name or name_for_folder(self.model_dir, self.config)
         self.threads = int(threads) if threads else default_threads()
         self.batch_size = batch_size
         self._providers = list(providers) if providers else available_providers()
 
-        pre = _read_json(self.model_dir / "visual" / "preprocess_cfg.json")
-        size = pre.get("size", self.config.get("vision_cfg", {}).get("image_size", 224))
-        size = size[0] if isinstance(size, (list, tuple)) else size
-        try:
-            self._preprocessor = ClipPreprocessor(
-                int(size), pre["mean"], pre["std"], pre.get("interpolation", "bicubic"),
-                # open_clip's default for configs written before resize_mode existed
-                pre.get("resize_mode", "shortest"))
-        except KeyError as e:
-            raise ModelUnavailable(f"{self.model_dir / 'visual/preprocess_cfg.json'} lacks "
-                                   f"{e.args[0]!r}") from e
-        self.image_size = self._preprocessor.size
+        pre_path = self.model_dir / self.layout.preprocess
+        if self.layout is IMMICH:
+            self._preprocessor = preprocessor_from_immich(_read_json(pre_path), self.config,
+                                                          pre_path)
+        else:
+            self._preprocessor = preprocessor_from_hf(_read_json(pre_path), pre_path)
+        self.image_size = self._preprocessor.output_size
 
-        self._visual = _Tower(self.model_dir / "visual" / "model.onnx", self.threads,
+        self._visual = _Tower(self.model_dir / self.layout.image_model, self.threads,
                               self._providers)
-        dim = self.config.get("embed_dim") or self._visual.out_dim
+        dim = (self.config.get("embed_dim") or self.config.get("projection_dim")
+               or self._visual.out_dim)
         if not dim:
-            raise ModelUnavailable(f"{self.model_dir / 'config.json'} lacks 'embed_dim'")
+            # Neither the config nor the export says: ask the model once.
+            blank = np.zeros((1, 3, self.image_size, self.image_size), np.float32)
+            dim = self._visual.run({self._visual.inputs[0].name: blank.astype(
+                self._visual.dtype)}, 1).shape[-1]
         self.dim = int(dim)
 
-        text_cfg = self.config.get("text_cfg", {})
-        self.context_length = int(text_cfg.get("context_length", 77))
-        kwargs = text_cfg.get("tokenizer_kwargs") or {}
-        self._canonicalize = kwargs.get("clean") == "canonicalize"
+        self.context_length, self._canonicalize = self._text_settings()
         self._text: _Tower | None = None
         self._tokenizer: Any = None
         self._text_lock = threading.Lock()
+
+    def _text_settings(self) -> tuple[int, bool]:
+        """(context length, whether to canonicalize texts) from the folder's settings."""
+        if self.layout is IMMICH:
+            text_cfg = self.config.get("text_cfg", {})
+            kwargs = text_cfg.get("tokenizer_kwargs") or {}
+            return int(text_cfg.get("context_length", 77)), kwargs.get("clean") == "canonicalize"
+        tok_cfg_path = self.model_dir / self.layout.tokenizer_dir / "tokenizer_config.json"
+        tok_cfg = _read_json(tok_cfg_path) if tok_cfg_path.is_file() else {}
+        length = tok_cfg.get("model_max_length")
+        if not isinstance(length, int) or not 0 < length < _MAX_SANE_CONTEXT:
+            length = 77
+        # SigLIP was trained on lower-cased text without punctuation (open_clip canonicalizes)
+        siglip = str(self.config.get("model_type", "")).startswith("siglip")
+        return length, siglip
 
     # -- info -----------------------------------------------------------------
     @property
@@ -296,7 +486,8 @@ class OnnxClipEmbedder:
         return "cuda" if self.providers[0] == "CUDAExecutionProvider" else "cpu"
 
     def __repr__(self) -> str:
-        return f"<OnnxClipEmbedder {self.name!r} dim={self.dim} device={self.device}>"
+        return (f"<OnnxClipEmbedder {self.name!r} dim={self.dim} layout={self.layout.name} "
+                f"device={self.device}>")
 
     # -- images ---------------------------------------------------------------
     def preprocessor(self) -> ClipPreprocessor:
@@ -326,15 +517,19 @@ class OnnxClipEmbedder:
         with self._text_lock:
             if self._text is None:
                 check_model_dir(self.model_dir, text=True)
+                tower = _Tower(self.model_dir / self.layout.text_model, self.threads,
+                               self._providers)
+                # A tower exported for one sequence length only takes that length.
+                if tower.fixed_length:
+                    self.context_length = tower.fixed_length
                 self._tokenizer = self._make_tokenizer()
-                self._text = _Tower(self.model_dir / "textual" / "model.onnx", self.threads,
-                                    self._providers)
+                self._text = tower
             return self._text
 
     def _make_tokenizer(self) -> Any:
         from tokenizers import Tokenizer
 
-        folder = self.model_dir / "textual"
+        folder = self.model_dir / self.layout.tokenizer_dir
         try:
             tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
         except Exception as e:  # tokenizers raises a bare Exception on bad files
@@ -343,7 +538,7 @@ class OnnxClipEmbedder:
         for fname in ("tokenizer_config.json", "special_tokens_map.json"):
             if (folder / fname).is_file():
                 value = _read_json(folder / fname).get("pad_token")
-                # special_tokens_map may hold {"content": "<pad>", ...}
+                # either file may hold {"content": "<pad>", ...}
                 pad_token = value.get("content") if isinstance(value, dict) else value
                 if pad_token:
                     break
@@ -355,18 +550,26 @@ class OnnxClipEmbedder:
         tok.enable_truncation(max_length=self.context_length)
         return tok
 
+    def _encode(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Texts -> (ids, attention mask), both (N, context_length) int64."""
+        self._load_text()
+        cleaned = []
+        for t in texts:
+            t = " ".join(t.split())
+            cleaned.append(t.translate(_PUNCTUATION).lower() if self._canonicalize else t)
+        encodings = self._tokenizer.encode_batch(cleaned)
+        # The tokenizer's own mask: CLIP pads with its end-of-text token, so a mask
+        # computed as "id != pad id" would hide the real end-of-text token too.
+        return (np.asarray([e.ids for e in encodings], np.int64),
+                np.asarray([e.attention_mask for e in encodings], np.int64))
+
     def tokenize(self, texts: Sequence[str]) -> np.ndarray:
         """Texts -> (N, context_length) token ids, padded and truncated like open_clip.
 
         >>> emb.tokenize(["a dog"])[0, :4]        # doctest: +SKIP
         array([49406,   320,  1929, 49407])
         """
-        self._load_text()
-        cleaned = []
-        for t in texts:
-            t = " ".join(t.split())
-            cleaned.append(t.translate(_PUNCTUATION).lower() if self._canonicalize else t)
-        return np.asarray([e.ids for e in self._tokenizer.encode_batch(cleaned)], np.int64)
+        return self._encode(texts)[0]
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """(N, dim) float32 unit vectors for ``texts``."""
@@ -375,36 +578,40 @@ class OnnxClipEmbedder:
         if len(texts) == 0:
             return np.zeros((0, self.dim), np.float32)
         tower = self._load_text()
-        ids = self.tokenize(texts)
+        ids, mask = self._encode(texts)
         feeds = {}
         for inp in tower.inputs:
             dtype = _ONNX_DTYPES.get(inp.type, np.int64)
-            if inp.name == "attention_mask":
-                feeds[inp.name] = (ids != self._tokenizer.padding["pad_id"]).astype(dtype)
-            else:
-                feeds[inp.name] = ids.astype(dtype)
+            feeds[inp.name] = (mask if inp.name == "attention_mask" else ids).astype(dtype)
         return l2_normalize(tower.run(feeds, self.batch_size))
 
 
 def quantize(model_dir: str | Path, out_dir: str | Path) -> Path:
     """Write an int8 copy of a model folder: the image tower dynamically quantized.
 
-    The text tower and settings are copied unchanged (queries are few; their
-    precision matters more than their speed).
+    Works for both layouts. The text tower and settings are copied unchanged
+    (queries are few; their precision matters more than their speed).
 
     >>> quantize("models/ViT-B-32__openai", "models/ViT-B-32__openai-int8")  # doctest: +SKIP
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     src = check_model_dir(model_dir)
+    layout = detect_layout(src)
     dst = Path(out_dir).expanduser()
     if dst.exists() and any(dst.iterdir()):
         raise InvalidInput(f"{str(dst)!r} is not empty; pass a new folder")
-    shutil.copytree(src, dst, dirs_exist_ok=True, ignore=shutil.ignore_patterns("model.onnx*"))
-    shutil.copytree(src / "textual", dst / "textual", dirs_exist_ok=True)
+    image_model = src / layout.image_model
+
+    def skip_image_tower(folder: str, names: list[str]) -> list[str]:
+        # the tower and its external-data files (model.onnx_data, model.onnx.data)
+        if Path(folder).resolve() != image_model.parent.resolve():
+            return []
+        return [n for n in names if n.startswith(image_model.name)]
+
+    shutil.copytree(src, dst, dirs_exist_ok=True, ignore=skip_image_tower)
     config = _read_json(src / "config.json")
     config["name"] = f"{name_for_folder(src.resolve(), config)}-int8"
     (dst / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
-    quantize_dynamic(src / "visual" / "model.onnx", dst / "visual" / "model.onnx",
-                     weight_type=QuantType.QInt8)
+    quantize_dynamic(image_model, dst / layout.image_model, weight_type=QuantType.QInt8)
     return dst

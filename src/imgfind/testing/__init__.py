@@ -2,11 +2,23 @@
 
 No model weights can be downloaded where the tests run, so ``make_model``
 builds a Hugging Face ``CLIPModel`` with random weights, exports its image and
-text towers to ONNX and writes the same files an Immich hub repo holds
-(see ``imgfind.embedders.onnx_clip``). The tokenizer is the real CLIP BPE
-tokenizer (49408 tokens), built from ``bpe_simple_vocab_16e6.txt.gz``, the
-vocabulary file open_clip ships. The random model is also saved with
-``save_pretrained`` in ``reference/`` so tests can compare against transformers.
+text towers to ONNX and writes the same files a hub repo holds, in either
+layout ``imgfind.embedders.onnx_clip`` reads:
+
+* ``layout="immich"`` (the default): like ``immich-app/<model>`` repos: 224 px,
+  OpenAI CLIP normalization, bicubic, towers taking ``image`` / int32 ``text`` and
+  returning unit vectors named ``embedding``;
+* ``layout="transformers.js"``: like ``Xenova/mobileclip_s2``: 256 px, bilinear,
+  no normalization (MobileCLIP's settings), ``preprocessor_config.json`` written by
+  ``CLIPImageProcessor.save_pretrained``, pad token ``!`` (id 0) as in Xenova's
+  MobileCLIP tokenizer config, towers taking ``pixel_values`` / int64
+  ``input_ids`` + ``attention_mask`` and returning ``last_hidden_state`` first and
+  the unnormalized ``image_embeds`` / ``text_embeds`` second, as Optimum exports do.
+
+The tokenizer is the real CLIP BPE tokenizer (49408 tokens), built from
+``bpe_simple_vocab_16e6.txt.gz``, the vocabulary file open_clip ships. The
+random model is also saved with ``save_pretrained`` in ``reference/`` so tests
+can compare against transformers.
 
 Needs the ``test`` extra (torch, transformers, onnx); runtime code never imports
 this module.
@@ -14,7 +26,8 @@ this module.
 >>> make_model("/tmp/tiny-clip")                      # doctest: +SKIP
 PosixPath('/tmp/tiny-clip')
 
-Command line: ``python -m imgfind.testing make-model DIR [--size tiny|vit-b-32]``.
+Command line: ``python -m imgfind.testing make-model DIR [--size tiny|vit-b-32]
+[--layout immich|transformers.js]``.
 
 ``bpe_simple_vocab_16e6.txt.gz`` comes from open_clip (and OpenAI CLIP) under
 the MIT licence:
@@ -48,6 +61,9 @@ CONTEXT_LENGTH = 77
 VOCAB_SIZE = 49408
 MEAN = [0.48145466, 0.4578275, 0.40821073]  # OpenAI CLIP's normalization
 STD = [0.26862954, 0.2613026, 0.2757771]
+LAYOUTS = ("immich", "transformers.js")
+#: MobileCLIP's input size (Xenova/mobileclip_s0..s2 preprocessor_config.json)
+TRANSFORMERS_JS_IMAGE_SIZE = 256
 
 #: transformers CLIPConfig arguments per size
 SIZES: dict[str, dict[str, Any]] = {
@@ -103,46 +119,59 @@ def clip_vocab() -> tuple[dict[str, int], list[tuple[str, str]]]:
     return {t: i for i, t in enumerate(tokens)}, merges  # type: ignore[misc]
 
 
-def write_tokenizer(folder: Path) -> None:
-    """Write tokenizer.json, tokenizer_config.json and special_tokens_map.json to ``folder``."""
+def write_tokenizer(folder: Path, *, pad_token: str = "<|endoftext|>",
+                    special_tokens_map: bool = True) -> None:
+    """Write tokenizer.json and tokenizer_config.json (+ special_tokens_map.json) to ``folder``."""
     from transformers import CLIPTokenizer
 
     vocab, merges = clip_vocab()
-    tok = CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=CONTEXT_LENGTH)
+    tok = CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=CONTEXT_LENGTH,
+                        pad_token=pad_token)
     tok.save_pretrained(folder)
-    # Immich's textual/ folder has this file too; transformers 5 no longer writes it.
-    special = {"bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>",
-               "pad_token": "<|endoftext|>", "unk_token": "<|endoftext|>"}
-    (folder / "special_tokens_map.json").write_text(json.dumps(special, indent=2))
+    if special_tokens_map:
+        # Immich's textual/ folder has this file too; transformers 5 no longer writes it.
+        special = {"bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>",
+                   "pad_token": pad_token, "unk_token": "<|endoftext|>"}
+        (folder / "special_tokens_map.json").write_text(json.dumps(special, indent=2))
 
 
-def _export(module: Any, example: Any, input_name: str, path: Path) -> None:
+def _export(module: Any, examples: tuple[Any, ...], input_names: list[str],
+            output_names: list[str], path: Path) -> None:
     import torch
 
     path.parent.mkdir(parents=True, exist_ok=True)
+    axes = {name: {0: "batch"} for name in input_names + output_names}
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         # The TorchScript exporter: exact, and ~10x faster than the dynamo one for this.
-        torch.onnx.export(module, (example,), str(path), input_names=[input_name],
-                          output_names=["embedding"], opset_version=17, dynamo=False,
-                          dynamic_axes={input_name: {0: "batch"}, "embedding": {0: "batch"}})
+        torch.onnx.export(module, examples, str(path), input_names=input_names,
+                          output_names=output_names, opset_version=17, dynamo=False,
+                          dynamic_axes=axes)
 
 
 def make_model(path: str | Path, size: str = "tiny", *, seed: int = 0,
-               reference: bool = True) -> Path:
+               reference: bool = True, layout: str = "immich") -> Path:
     """Write a random-weight CLIP model folder at ``path`` and return it.
 
-    Reuses a folder this function already wrote with the same size and seed, so
-    a cached folder costs nothing. ``tiny`` takes ~2 s; ``vit-b-32`` ~30 s and
+    ``layout`` is ``"immich"`` or ``"transformers.js"`` (see the module docstring).
+    Reuses a folder this function already wrote with the same settings, so a
+    cached folder costs nothing. ``tiny`` takes ~2 s; ``vit-b-32`` ~30 s and
     600 MB. With ``reference``, the transformers model is saved in ``reference/``.
 
     >>> make_model("/tmp/tiny-clip").joinpath("visual/model.onnx").is_file()   # doctest: +SKIP
     True
+    >>> make_model("/tmp/tiny-tjs", layout="transformers.js").joinpath(
+    ...     "onnx/vision_model.onnx").is_file()                                  # doctest: +SKIP
+    True
     """
     if size not in SIZES:
         raise ValueError(f"unknown size {size!r}; use one of {', '.join(SIZES)}")
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; use one of {', '.join(LAYOUTS)}")
     out = Path(path).expanduser()
-    want = {"size": size, "seed": seed, "reference": reference}
+    want: dict[str, Any] = {"size": size, "seed": seed, "reference": reference}
+    if layout != "immich":
+        want["layout"] = layout  # stamps written before layouts existed stay valid
     stamp = out / _STAMP
     if stamp.is_file():
         if json.loads(stamp.read_text()) == want:
@@ -153,20 +182,43 @@ def make_model(path: str | Path, size: str = "tiny", *, seed: int = 0,
     out.mkdir(parents=True, exist_ok=True)
 
     import torch
-    import torch.nn.functional as F
     from transformers import CLIPConfig, CLIPModel
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
     spec = SIZES[size]
+    vision = dict(spec["vision"])
+    if layout == "transformers.js":
+        vision["image_size"] = TRANSFORMERS_JS_IMAGE_SIZE
+    pad_token = "<|endoftext|>" if layout == "immich" else "!"
     torch.manual_seed(seed)
     config = CLIPConfig(
         text_config=dict(spec["text"], vocab_size=VOCAB_SIZE, max_position_embeddings=CONTEXT_LENGTH,
-                         bos_token_id=49406, eos_token_id=49407, pad_token_id=49407),
-        vision_config=dict(spec["vision"]),
+                         bos_token_id=49406, eos_token_id=49407,
+                         pad_token_id=clip_vocab()[0][pad_token]),
+        vision_config=vision,
         projection_dim=spec["embed_dim"],
     )
     model = CLIPModel(config).eval()
+    if layout == "immich":
+        _write_immich(out, model, size, spec, vision["image_size"])
+    else:
+        _write_transformers_js(out, model, size, vision["image_size"])
+    if reference:
+        model.save_pretrained(out / "reference")
+    stamp.write_text(json.dumps(want))
+    return out
+
+
+def _features(out: Any) -> Any:
+    # transformers 5 returns a ModelOutput where 4.x returned the tensor
+    return out if not hasattr(out, "pooler_output") else out.pooler_output
+
+
+def _write_immich(out: Path, model: Any, size: str, spec: dict[str, Any],
+                  image_size: int) -> None:
+    import torch
+    import torch.nn.functional as F
 
     class Visual(torch.nn.Module):
         def __init__(self) -> None:
@@ -174,9 +226,8 @@ def make_model(path: str | Path, size: str = "tiny", *, seed: int = 0,
             self.model = model
 
         def forward(self, image: torch.Tensor) -> torch.Tensor:
-            out = self.model.get_image_features(pixel_values=image)
-            out = out if isinstance(out, torch.Tensor) else out.pooler_output
-            return F.normalize(out, dim=-1)
+            return F.normalize(_features(self.model.get_image_features(pixel_values=image)),
+                               dim=-1)
 
     class Textual(torch.nn.Module):
         def __init__(self) -> None:
@@ -184,16 +235,14 @@ def make_model(path: str | Path, size: str = "tiny", *, seed: int = 0,
             self.model = model
 
         def forward(self, text: torch.Tensor) -> torch.Tensor:
-            out = self.model.get_text_features(input_ids=text.long())
-            out = out if isinstance(out, torch.Tensor) else out.pooler_output
-            return F.normalize(out, dim=-1)
+            return F.normalize(_features(self.model.get_text_features(input_ids=text.long())),
+                               dim=-1)
 
-    image_size = spec["vision"]["image_size"]
     # int32 ids and the names "image"/"text"/"embedding", as in Immich's exports
-    _export(Visual(), torch.randn(2, 3, image_size, image_size), "image",
+    _export(Visual(), (torch.randn(2, 3, image_size, image_size),), ["image"], ["embedding"],
             out / "visual" / "model.onnx")
-    _export(Textual(), torch.ones(2, CONTEXT_LENGTH, dtype=torch.int32), "text",
-            out / "textual" / "model.onnx")
+    _export(Textual(), (torch.ones(2, CONTEXT_LENGTH, dtype=torch.int32),), ["text"],
+            ["embedding"], out / "textual" / "model.onnx")
 
     v, t = spec["vision"], spec["text"]
     open_clip_config = {
@@ -210,7 +259,52 @@ def make_model(path: str | Path, size: str = "tiny", *, seed: int = 0,
                   "interpolation": "bicubic", "resize_mode": "shortest", "fill_color": 0}
     (out / "visual" / "preprocess_cfg.json").write_text(json.dumps(preprocess, indent=2))
     write_tokenizer(out / "textual")
-    if reference:
-        model.save_pretrained(out / "reference")
-    stamp.write_text(json.dumps(want))
-    return out
+
+
+def _write_transformers_js(out: Path, model: Any, size: str, image_size: int) -> None:
+    import torch
+    from PIL import Image
+
+    try:
+        from transformers import CLIPImageProcessorPil as ImageProcessor
+    except ImportError:  # transformers < 5: the PIL-based processor had the plain name
+        from transformers import CLIPImageProcessor as ImageProcessor
+
+    class Vision(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            hidden = self.model.vision_model(pixel_values=pixel_values).last_hidden_state
+            return hidden, _features(self.model.get_image_features(pixel_values=pixel_values))
+
+    class Text(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids: torch.Tensor,
+                    attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            hidden = self.model.text_model(input_ids=input_ids,
+                                           attention_mask=attention_mask).last_hidden_state
+            return hidden, _features(self.model.get_text_features(
+                input_ids=input_ids, attention_mask=attention_mask))
+
+    # Optimum's names and int64 ids; last_hidden_state first so a loader that
+    # took the first output would get the wrong one
+    _export(Vision(), (torch.randn(2, 3, image_size, image_size),), ["pixel_values"],
+            ["last_hidden_state", "image_embeds"], out / "onnx" / "vision_model.onnx")
+    ids = torch.ones(2, CONTEXT_LENGTH, dtype=torch.int64)
+    _export(Text(), (ids, torch.ones_like(ids)), ["input_ids", "attention_mask"],
+            ["last_hidden_state", "text_embeds"], out / "onnx" / "text_model.onnx")
+
+    # Xenova's MobileCLIP config.json is just {"model_type": "clip"}; "name" is ours.
+    (out / "config.json").write_text(json.dumps(
+        {"model_type": "clip", "name": f"imgfind-test-{size}-transformers-js"}, indent=2))
+    ImageProcessor(
+        do_resize=True, size={"shortest_edge": image_size}, resample=Image.Resampling.BILINEAR,
+        do_center_crop=True, crop_size={"height": image_size, "width": image_size},
+        do_rescale=True, rescale_factor=1 / 255, do_normalize=False,
+        do_convert_rgb=True).save_pretrained(out)
+    write_tokenizer(out, pad_token="!", special_tokens_map=False)

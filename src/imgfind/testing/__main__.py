@@ -1,11 +1,12 @@
-"""``python -m imgfind.testing make-model DIR [--size tiny|vit-b-32] [--seed N]``."""
+"""``python -m imgfind.testing make-model DIR [--size tiny|vit-b-32] [--seed N]
+[--layout immich|transformers.js]``."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from . import SIZES, make_model
+from . import LAYOUTS, SIZES, make_model
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -13,14 +14,18 @@ def main(argv: list[str] | None = None) -> int:
                                      description="Tools for tests and benchmarks.")
     sub = parser.add_subparsers(dest="command", required=True)
     mk = sub.add_parser("make-model", help="write a random-weight CLIP model folder "
-                                           "in the Immich layout")
+                                           "in the Immich or transformers.js layout")
     mk.add_argument("dir", help="folder to write: new, empty, or an earlier test model")
     mk.add_argument("--size", choices=sorted(SIZES), default="tiny")
     mk.add_argument("--seed", type=int, default=0)
+    mk.add_argument("--layout", choices=LAYOUTS, default="immich",
+                    help="immich: visual/ + textual/ (default); transformers.js: onnx/ + "
+                         "preprocessor_config.json, MobileCLIP-like settings")
     mk.add_argument("--no-reference", action="store_true",
                     help="skip the transformers copy in reference/")
     args = parser.parse_args(argv)
-    path = make_model(args.dir, args.size, seed=args.seed, reference=not args.no_reference)
+    path = make_model(args.dir, args.size, seed=args.seed, reference=not args.no_reference,
+                      layout=args.layout)
     print(path)
     return 0
 
