@@ -1,6 +1,8 @@
 """Parity: our Pillow preprocessing + tokenizers tokenization + ONNX Runtime inference
 must give the vectors transformers gives (CLIPProcessor + CLIPModel) for the same
-random weights, on real photos and real captions."""
+random weights, on real photos and real captions, in both folder layouts (Immich:
+224 px, bicubic, CLIP normalization; transformers.js: 256 px, bilinear, no
+normalization, "!" padding, like Xenova's MobileCLIP exports)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ import pytest
 from PIL import Image
 
 from imgfind.embedders import ClipPreprocessor, OnnxClipEmbedder, load_embedder
+from imgfind.embedders.onnx_clip import preprocessor_from_hf
+from imgfind.testing import make_model
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -42,26 +46,45 @@ def captions() -> list[str]:
     return [*picked, " ".join(rows[:8])]
 
 
-@pytest.fixture(scope="module")
-def reference(tiny_model_dir: Path):
-    """transformers' CLIPProcessor + CLIPModel, configured from the folder's own files."""
+def _pil_image_processor():
     try:
         from transformers import CLIPImageProcessorPil as ImageProcessor
     except ImportError:  # transformers < 5: the PIL-based processor had the plain name
         from transformers import CLIPImageProcessor as ImageProcessor
+    return ImageProcessor
+
+
+@pytest.fixture(scope="module", params=["immich", "transformers.js"])
+def model_dir(request: pytest.FixtureRequest, tiny_model_dir: Path,
+              tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if request.param == "immich":
+        return tiny_model_dir
+    # the same folder test_embedders uses: built once per session
+    return make_model(tmp_path_factory.getbasetemp() / "tiny-clip-transformers-js",
+                      layout="transformers.js")
+
+
+@pytest.fixture(scope="module")
+def reference(model_dir: Path):
+    """transformers' CLIPProcessor + CLIPModel, configured from the folder's own files."""
     from transformers import CLIPModel, CLIPProcessor, CLIPTokenizer
 
-    cfg = json.loads((tiny_model_dir / "visual" / "preprocess_cfg.json").read_text())
-    size = cfg["size"][0] if isinstance(cfg["size"], list) else cfg["size"]
-    assert cfg["interpolation"] == "bicubic" and cfg["resize_mode"] == "shortest"
-    image_processor = ImageProcessor(
-        do_resize=True, size={"shortest_edge": size}, resample=Image.Resampling.BICUBIC,
-        do_center_crop=True, crop_size={"height": size, "width": size},
-        do_rescale=True, rescale_factor=1 / 255, do_normalize=True,
-        image_mean=cfg["mean"], image_std=cfg["std"], do_convert_rgb=True)
-    tokenizer = CLIPTokenizer.from_pretrained(tiny_model_dir / "textual")
+    ImageProcessor = _pil_image_processor()
+    if (model_dir / "preprocessor_config.json").is_file():  # transformers.js layout
+        image_processor = ImageProcessor.from_pretrained(model_dir)
+        tokenizer = CLIPTokenizer.from_pretrained(model_dir)
+    else:
+        cfg = json.loads((model_dir / "visual" / "preprocess_cfg.json").read_text())
+        size = cfg["size"][0] if isinstance(cfg["size"], list) else cfg["size"]
+        assert cfg["interpolation"] == "bicubic" and cfg["resize_mode"] == "shortest"
+        image_processor = ImageProcessor(
+            do_resize=True, size={"shortest_edge": size}, resample=Image.Resampling.BICUBIC,
+            do_center_crop=True, crop_size={"height": size, "width": size},
+            do_rescale=True, rescale_factor=1 / 255, do_normalize=True,
+            image_mean=cfg["mean"], image_std=cfg["std"], do_convert_rgb=True)
+        tokenizer = CLIPTokenizer.from_pretrained(model_dir / "textual")
     processor = CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer)
-    model = CLIPModel.from_pretrained(tiny_model_dir / "reference").eval()
+    model = CLIPModel.from_pretrained(model_dir / "reference").eval()
     return processor, model
 
 
@@ -72,8 +95,8 @@ def _features(out) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def clip(tiny_model_dir: Path) -> OnnxClipEmbedder:
-    emb = load_embedder(model_path=tiny_model_dir)
+def clip(model_dir: Path) -> OnnxClipEmbedder:
+    emb = load_embedder(model_path=model_dir)
     assert isinstance(emb, OnnxClipEmbedder)
     return emb
 
@@ -98,15 +121,19 @@ def test_image_parity(clip: OnnxClipEmbedder, reference) -> None:
     ours_pixels = np.stack([clip.preprocessor()(im) for im in rgb])
     np.testing.assert_allclose(ours_pixels, pixels.numpy(), atol=1e-5)
     pre = clip.preprocessor()
-    bilinear = ClipPreprocessor(pre.size, pre.mean, pre.std, "bilinear")
-    assert np.abs(bilinear(rgb[0]) - ours_pixels[0]).max() > 0.1
+    other = "bicubic" if pre.interpolation == "bilinear" else "bilinear"
+    slip = ClipPreprocessor(pre.size, pre.mean, pre.std, other, pre.resize_mode, pre.crop_size,
+                            pre.rescale)
+    assert np.abs(slip(rgb[0]) - ours_pixels[0]).max() > 0.05
     # ... while a geometric slip (squash instead of crop) fails the vector threshold.
-    squash = ClipPreprocessor(pre.size, pre.mean, pre.std, pre.interpolation, "squash")
+    squash = ClipPreprocessor(pre.size, pre.mean, pre.std, pre.interpolation, "squash",
+                              pre.crop_size, pre.rescale)
     off = clip.embed_pixels(np.stack([squash(im) for im in rgb]))
     assert np.sum(off * ref, axis=1).min() < THRESHOLD
-    # and the model tells different photos apart, so agreement is not trivial
+    # and the model tells different photos apart, so agreement is not trivial: even the
+    # most alike pair of different photos is below the threshold (a mix-up would fail)
     sims = ref @ ref.T
-    assert sims[~np.eye(len(ref), dtype=bool)].min() < 0.95
+    assert sims[~np.eye(len(ref), dtype=bool)].max() < THRESHOLD
 
 
 def test_text_parity(clip: OnnxClipEmbedder, reference) -> None:
@@ -114,6 +141,7 @@ def test_text_parity(clip: OnnxClipEmbedder, reference) -> None:
     texts = captions()
     full = processor.tokenizer(texts[-1])["input_ids"]
     assert len(full) > 77, "the last caption must exceed the context to test truncation"
+    assert clip.context_length == 77
     with torch.no_grad():
         enc = processor(text=texts, padding="max_length", max_length=77, truncation=True,
                         return_tensors="pt")
@@ -125,3 +153,24 @@ def test_text_parity(clip: OnnxClipEmbedder, reference) -> None:
     assert cos.min() >= THRESHOLD, cos
     sims = ref @ ref.T
     assert sims[~np.eye(len(ref), dtype=bool)].max() < 0.99
+
+
+@pytest.mark.parametrize("settings", [
+    # CLIP-style: short side to 256, then a smaller 224 crop; bicubic, normalized
+    {"size": {"shortest_edge": 256}, "crop_size": {"height": 224, "width": 224},
+     "resample": 3, "do_normalize": True},
+    # SigLIP-style: both sides to 224 (no crop), bilinear, mean/std 0.5
+    {"size": {"height": 224, "width": 224}, "do_center_crop": False, "resample": 2,
+     "do_normalize": True, "image_mean": [0.5] * 3, "image_std": [0.5] * 3},
+], ids=["shortest-256-crop-224", "squash-224"])
+def test_hf_preprocessing_variants_match_transformers(settings: dict, tmp_path: Path) -> None:
+    # The same preprocessor_config.json read by us and by transformers: same pixels.
+    ImageProcessor = _pil_image_processor()
+    reference = ImageProcessor(**settings)
+    reference.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "preprocessor_config.json").read_text())
+    ours = preprocessor_from_hf(saved, tmp_path / "preprocessor_config.json")
+    rgb = [Image.open(p).convert("RGB") for p in photo_paths()[::4]]
+    want = reference(images=rgb, return_tensors="np")["pixel_values"]
+    assert want.shape[1:] == (3, 224, 224)
+    np.testing.assert_allclose(np.stack([ours(im) for im in rgb]), want, atol=1e-5)
