@@ -165,6 +165,19 @@ def test_transformers_js_preset_loads_from_hf_cache_offline(tjs_model_dir: Path,
     assert got == {"name": "MobileCLIP-S2__datacompdr", "layout": "transformers.js",
                    "shape": [1, 64], "cached": ["MobileCLIP-S2__datacompdr"]}
 
+    # the downloaded folder passed as a path records the same name as the preset
+    nameless = tmp_path / "nameless"
+    shutil.copytree(tjs_model_dir, nameless, ignore=shutil.ignore_patterns("reference"))
+    config = json.loads((nameless / "config.json").read_text())
+    del config["name"]
+    (nameless / "config.json").write_text(json.dumps(config))
+    fake_hf_cache(tmp_path / "hf2", "Xenova/mobileclip_s2", nameless)
+    snapshot = next((tmp_path / "hf2").glob("hub/models--Xenova--mobileclip_s2/snapshots/*"))
+    assert embedders.folder_name(snapshot) == "MobileCLIP-S2__datacompdr"
+    fake_hf_cache(tmp_path / "hf3", "someone/clip-onnx", nameless)
+    snapshot = next((tmp_path / "hf3").glob("hub/models--someone--clip-onnx/snapshots/*"))
+    assert embedders.folder_name(snapshot) == "someone/clip-onnx"
+
 
 OFFLINE_CODE = (
     "from imgfind.embedders import load_embedder\n"

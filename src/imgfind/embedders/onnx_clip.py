@@ -314,18 +314,27 @@ def available_providers() -> list[str]:
 def name_for_folder(model_dir: Path, config: dict[str, Any]) -> str:
     """The model name recorded for a local folder.
 
-    ``config["name"]`` when present; the hub repo for a Hugging Face cache snapshot
-    (``immich-app/X`` -> ``X``, ``Xenova/y`` -> ``Xenova/y``); otherwise the folder's name.
+    ``config["name"]`` when present; for a Hugging Face cache snapshot, the name of
+    the preset with that repo, else the repo (``immich-app/X`` -> ``X``); otherwise
+    the folder's name. So a model loaded by preset name and the same download
+    passed as a folder record the same name in a collection.
 
     >>> name_for_folder(Path("/models/ViT-B-32__openai"), {})
     'ViT-B-32__openai'
+    >>> name_for_folder(Path("/hf/models--Xenova--mobileclip_s2/snapshots/abc"), {})
+    'MobileCLIP-S2__datacompdr'
     """
+    from .registry import get_preset  # the registry imports this module
+
     if isinstance(config.get("name"), str) and config["name"]:
         return config["name"]
     if model_dir.parent.name == "snapshots":
         m = _HF_CACHE_DIR.match(model_dir.parent.parent.name)
         if m:
             owner, name = m["owner"], m["name"]
+            preset = get_preset(f"{owner}/{name}")
+            if preset:
+                return preset.name
             return name if owner == "immich-app" else f"{owner}/{name}"
     return model_dir.name
 
