@@ -36,9 +36,9 @@ Why ``MobileCLIP-S2__datacompdr`` is the default: it is the best quality for its
 cost. Against ViT-B-16-SigLIP (the previous default) it gives up 1.6 points of
 ImageNet top-1 (74.4 vs 76.0) but is better on the 38-dataset average, which
 includes retrieval (63.7 vs 62.3), with an image tower of 36M instead of 93M
-parameters that Apple measured 2.3x faster, 512-d instead of 768-d vectors (a
-third less memory and search work per image), and a text tower of 63M instead
-of 110M parameters. Against models of about its cost it is far ahead: +6 points
+parameters, a text tower of 63M instead of 110M (Apple: the whole model 2.3x
+faster and 2.1x smaller than SigLIP's ViT-B/16), and 512-d instead of 768-d
+vectors (a third less memory and search work per image). Against models of about its cost it is far ahead: +6 points
 over ViT-B-16__openai (68.3), +8 to +11 over the ViT-B-32 models. Its tokenizer
 is OpenAI CLIP's BPE, which the offline test suite checks token for token.
 Pick ``MobileCLIP-S0__datacompdr`` when indexing speed matters most (slow CPUs,
@@ -57,8 +57,9 @@ towers of MobileCLIP are reported by several users to lose most of their
 accuracy; ``imgfind.embedders.quantize`` makes an int8 copy locally for those
 who measure it worth it. The top-1, avg38, params and GFLOPs figures were
 checked against their sources (open_clip's CSVs, Apple's README) when this
-table was written; dim and px of the Xenova rows are those of the exports'
-settings (S0, S2 and B checked), and the loader reads both from the files anyway.
+table was written; dim and px of the Xenova rows were checked for S0, S2 and B
+(S1 and B-LT are taken to match their siblings), and the loader reads both from
+the files anyway.
 
 >>> [m.name for m in list_models()][:2]
 ['ViT-B-32__openai', 'ViT-B-32__laion2b-s34b-b79k']
