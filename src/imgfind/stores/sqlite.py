@@ -586,7 +586,7 @@ class SQLiteStore:
             # One text row instead of a tuple per match: far fewer Python objects.
             text = self._con.execute(f"SELECT group_concat(rowid) FROM items WHERE {sql}",
                                      params).fetchone()[0]
-            match = (np.array(text.split(","), dtype=np.int64) if text
+            match = (np.fromstring(text, dtype=np.int64, sep=",") if text
                      else np.empty(0, dtype=np.int64))
             if excluded:
                 match = match[~np.isin(match, np.fromiter(excluded, dtype=np.int64))]
