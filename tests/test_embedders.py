@@ -416,6 +416,31 @@ def test_transformers_js_batches_and_padding(tjs: OnnxClipEmbedder,
     assert sims.max() < 0.9999 and sims.min() < 0.995
 
 
+def test_dim_from_a_model_run_when_nothing_states_it(tjs: OnnxClipEmbedder,
+                                                     tjs_model_dir: Path,
+                                                     tmp_path: Path) -> None:
+    # Xenova's MobileCLIP config.json is {"model_type": "clip"}: no dim; an export with
+    # a symbolic output width leaves only running the tower once to learn it.
+    onnx = pytest.importorskip("onnx")
+    folder = tmp_path / "symbolic"
+    shutil.copytree(tjs_model_dir, folder, ignore=shutil.ignore_patterns("reference"))
+    path = folder / "onnx" / "vision_model.onnx"
+    model = onnx.load(str(path))
+    graph = model.graph
+    # ONNX Runtime infers widths it can compute, so hide it behind a runtime-shaped Reshape
+    for node in graph.node:
+        node.output[:] = ["raw" if x == "image_embeds" else x for x in node.output]
+    graph.node.extend([onnx.helper.make_node("Shape", ["raw"], ["raw_shape"]),
+                       onnx.helper.make_node("Reshape", ["raw", "raw_shape"], ["image_embeds"])])
+    next(o for o in graph.output if o.name == "image_embeds") \
+        .type.tensor_type.shape.dim[-1].dim_param = "width"
+    onnx.save(model, str(path))
+    emb = OnnxClipEmbedder(folder, threads=1)
+    assert emb._visual.out_dim is None and emb.dim == 64
+    images = photos(2)
+    np.testing.assert_allclose(emb.embed_images(images), tjs.embed_images(images), atol=1e-6)
+
+
 def test_layout_errors_name_the_files(tjs_model_dir: Path, tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
