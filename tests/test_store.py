@@ -301,6 +301,28 @@ def test_ivf_switch_recall_and_incremental_updates(store):
     assert info["ok"] and info["index"]["size"] == 3199 and info["index"]["trained_for"] == 3000
 
 
+def test_retrain_when_grown_and_back_to_flat_when_shrunk(tmp_path):
+    b = open_backend(tmp_path, StoreOptions(flat_threshold=2000, retrain_factor=1.5))
+    s = b.create(CollectionInfo(name="c", model="toy", dim=DIM))
+    x = clustered(3300)
+    s.put(records(x[:2100]))
+    idx = s.check()["index"]
+    assert (idx["kind"], idx["trained_for"]) == ("ivf-sq8", 2100)
+    s.put(records(x[2100:2900], start=2100))
+    assert s.check()["index"]["trained_for"] == 2100          # 2900 < 1.5 * 2100
+    s.put(records(x[2900:], start=2900))
+    idx = s.check()["index"]
+    assert (idx["kind"], idx["trained_for"], idx["size"]) == ("ivf-sq8", 3300, 3300)
+    s.delete([f"r{i}" for i in range(2200)])                  # 1100 left: above 2000 / 2
+    assert s.check()["index"]["kind"] == "ivf-sq8"
+    s.delete([f"r{i}" for i in range(2200, 2500)])            # 800 left
+    idx = s.check()["index"]
+    assert (idx["kind"], idx["size"]) == ("flat", 800)
+    got = s.search(x[2600:2601], 1)[0]
+    assert got[0][0] == "r2600" and got[0][1] == pytest.approx(1.0)
+    b.close()
+
+
 def test_two_handles_catch_up(tmp_path):
     """Writes through one handle (another process, say) are seen by the other's searches."""
     a = open_backend(tmp_path, LOW)
@@ -472,7 +494,7 @@ def test_check_finds_problems_and_rebuild_fixes_them(tmp_path, store):
     store.put(records(x))
     c = store.check()
     assert c["ok"] and c["items"] == 50 and c["vectors"] == 50 and c["integrity"] == "ok"
-    assert c["index"] == c["index"] | {"kind": "flat", "size": 50, "in_step": True}
+    assert (c["index"]["kind"], c["index"]["size"], c["index"]["in_step"]) == ("flat", 50, True)
     con = sqlite3.connect(Path(store.folder) / DB_FILE)
     con.execute("DELETE FROM fts WHERE rowid IN (SELECT rowid FROM fts LIMIT 5)")
     con.execute("PRAGMA foreign_keys=OFF")
