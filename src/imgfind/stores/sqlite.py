@@ -247,6 +247,7 @@ class SQLiteStore:
         self._local_writes = True
         self._unsaved = 0
         self._indexed_exprs = self._load_expression_indexes()
+        self._index_failed: set[str] = set()
         _remove_dead_temp_files(self.folder)
 
     # ----------------------------------------------------------------- creation
@@ -734,10 +735,15 @@ class SQLiteStore:
         if not keys:
             return
         known = " ".join(self._indexed_exprs)
-        todo = [k for k in keys if field_expression(k) not in known]
+        todo = [k for k in keys if field_expression(k) not in known
+                and k not in self._index_failed]
         if todo and self._approx_count() >= self.options.auto_index_min:
             for key in todo[:_MAX_AUTO_INDEXES - len(self._indexed_exprs)]:
-                self.index_field(key)
+                try:
+                    self.index_field(key)
+                except StoreError:
+                    # Read-only or locked store: filters still work, only slower.
+                    self._index_failed.add(key)
 
     def _approx_count(self) -> int:
         if self._ix is not None:
