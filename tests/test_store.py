@@ -495,6 +495,7 @@ def test_check_finds_problems_and_rebuild_fixes_them(tmp_path, store):
     c = store.check()
     assert c["ok"] and c["items"] == 50 and c["vectors"] == 50 and c["integrity"] == "ok"
     assert (c["index"]["kind"], c["index"]["size"], c["index"]["in_step"]) == ("flat", 50, True)
+    assert store.index_info() | {"in_step": True} == c["index"]
     con = sqlite3.connect(Path(store.folder) / DB_FILE)
     con.execute("DELETE FROM fts WHERE rowid IN (SELECT rowid FROM fts LIMIT 5)")
     con.execute("PRAGMA foreign_keys=OFF")

@@ -884,12 +884,23 @@ class SQLiteStore:
             if not in_step:
                 problems.append(f"vector index holds {ix.ntotal} vectors for {vectors} "
                                 "stored ones; run rebuild")
-            index = {"kind": ix.kind, "size": ix.ntotal, "in_step": in_step, "seq": ix.seq,
-                     "nlist": ix.nlist, "nprobe": ix.nprobe if ix.kind == IVF else None,
-                     "trained_for": ix.trained_for if ix.kind == IVF else None,
-                     "file": self._index_path.exists()}
+            index = self._describe(ix) | {"in_step": in_step}
         return {"ok": not problems, "items": items, "vectors": vectors, "fts": fts,
                 "integrity": integrity, "index": index, "problems": problems}
+
+    def index_info(self) -> dict[str, Any]:
+        """The vector index in brief, without the integrity scan :meth:`check` does.
+
+        Cheap enough for a status page: {"kind", "size", "seq", "nlist", "nprobe", ...}.
+        """
+        with self._lock:
+            return self._describe(self._sync())
+
+    def _describe(self, ix: VectorIndex) -> dict[str, Any]:
+        return {"kind": ix.kind, "size": ix.ntotal, "seq": ix.seq, "nlist": ix.nlist,
+                "nprobe": ix.nprobe if ix.kind == IVF else None,
+                "trained_for": ix.trained_for if ix.kind == IVF else None,
+                "file": self._index_path.exists()}
 
     def rebuild(self) -> dict[str, Any]:
         """Rebuild the full-text index and the vector index from the rows."""
