@@ -423,8 +423,8 @@ class _Tower:
 class OnnxClipEmbedder:
     """A CLIP-family model from a folder in the Immich or transformers.js layout.
 
-    See the module docstring for the layouts. The image tower loads at once; the
-    text tower on the first ``embed_texts`` call, so indexing never pays for it.
+    See the module docstring for the layouts. Each tower loads on first use, so
+    indexing never pays for the text tower and a text query never loads the image tower.
 
     >>> emb = OnnxClipEmbedder("models/ViT-B-32__openai", threads=2)   # doctest: +SKIP
     >>> emb.embed_images([Image.open("cat.jpg")]).shape                 # doctest: +SKIP
@@ -452,10 +452,12 @@ class OnnxClipEmbedder:
             self._preprocessor = preprocessor_from_hf(_read_json(pre_path), pre_path)
         self.image_size = self._preprocessor.output_size
 
-        self._visual = _Tower(self.model_dir / self.layout.image_model, self.threads,
-                              self._providers)
-        dim = (self.config.get("embed_dim") or self.config.get("projection_dim")
-               or self._visual.out_dim)
+        # Towers load on first use: a text query never pays for the image tower.
+        self._visual_tower: _Tower | None = None
+        self._visual_lock = threading.Lock()
+        dim = self.config.get("embed_dim") or self.config.get("projection_dim")
+        if not dim:
+            dim = self._visual.out_dim
         if not dim:
             # Neither the config nor the export says: ask the model once.
             blank = np.zeros((1, 3, self.image_size, self.image_size), np.float32)
@@ -482,6 +484,14 @@ class OnnxClipEmbedder:
         # SigLIP was trained on lower-cased text without punctuation (open_clip canonicalizes)
         siglip = str(self.config.get("model_type", "")).startswith("siglip")
         return length, siglip
+
+    @property
+    def _visual(self) -> _Tower:
+        with self._visual_lock:
+            if self._visual_tower is None:
+                self._visual_tower = _Tower(self.model_dir / self.layout.image_model,
+                                            self.threads, self._providers)
+            return self._visual_tower
 
     # -- info -----------------------------------------------------------------
     @property
