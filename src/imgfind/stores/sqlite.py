@@ -1000,6 +1000,8 @@ def _connect(path: Path) -> sqlite3.Connection:
         con.execute("PRAGMA busy_timeout=30000")
         con.execute("PRAGMA journal_mode=WAL")
         con.execute("PRAGMA synchronous=FULL")
+        # Checkpoints truncate the WAL back to 64 MiB after a big import.
+        con.execute("PRAGMA journal_size_limit=67108864")
         con.execute("PRAGMA foreign_keys=ON")
         con.execute("PRAGMA cache_size=-65536")
         con.execute("PRAGMA temp_store=MEMORY")
