@@ -283,14 +283,14 @@ def test_filters_narrow_browsing_and_search(page, env):
     page.fill("#q", "people")
     page.press("#q", "Enter")
     page.wait_for_selector("#gallery .card .score")
-    wait_for_query(page)
+    wait_for_cards(page, len(expected))
     assert set(card_ids(page)) == expected
     shot(page, "filters")
 
     # The filters live in the URL: a reload restores them.
     page.reload()
     page.wait_for_selector("#gallery .card .score")
-    wait_for_query(page)
+    wait_for_cards(page, len(expected))
     assert page.locator(".filter").count() == 2
     assert set(card_ids(page)) == expected
 
