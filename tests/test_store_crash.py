@@ -3,9 +3,10 @@
 The writer (this file run as a script) puts batches through the store in a
 loop, searches (which folds the new rows into the vector index) and saves the
 index often, printing each batch's ids only after the commit returned. The
-test kills it at random points, including right after it announces an index
-save, then reopens the store and checks that it opens, reports itself
-healthy, and finds every reported item by vector search.
+test kills it at random points; in odd rounds the writer pauses inside the
+index save (temp file written, not yet renamed) and says so, and the kill
+lands there. Then the store must open, report itself healthy, and find every
+reported item by vector search.
 """
 
 from __future__ import annotations
@@ -34,6 +35,16 @@ def vector_of(id: str) -> np.ndarray:
 
 def writer(home: str, round_no: int) -> None:
     from imgfind.stores import CollectionInfo, Record, StoreOptions, open_backend
+
+    if round_no % 2:
+        real_fsync = os.fsync
+
+        def slow_fsync(fd: int) -> None:   # only the index save calls os.fsync
+            print("in-save", flush=True)
+            time.sleep(0.3)
+            real_fsync(fd)
+
+        os.fsync = slow_fsync
 
     backend = open_backend(home, StoreOptions(flat_threshold=1500, save_every=60))
     try:
@@ -67,12 +78,13 @@ def test_kill_9_at_random_moments_loses_no_committed_item(tmp_path):
     env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
     rng = random.Random(20261121)
     committed: list[str] = []
+    orphans = 0
     for round_no in range(7):
         proc = subprocess.Popen([sys.executable, __file__, str(home), str(round_no)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 env=env)
         # Kill after a random number of commits, at a random spot of the loop; odd
-        # rounds kill right after the writer announces an index save.
+        # rounds kill while the writer is inside an index save.
         target = rng.randint(3, 40)
         seen = 0
         assert proc.stdout is not None
@@ -80,8 +92,8 @@ def test_kill_9_at_random_moments_loses_no_committed_item(tmp_path):
             if line.startswith("ok "):
                 committed.extend(line.split()[1:])
                 seen += 1
-            if seen >= target and (round_no % 2 == 0 or line.startswith("save")):
-                time.sleep(rng.uniform(0, 0.004))
+            if seen >= target and (round_no % 2 == 0 or line.startswith("in-save")):
+                time.sleep(rng.uniform(0, 0.004 if round_no % 2 == 0 else 0.1))
                 break
         proc.send_signal(signal.SIGKILL)
         rest, err = proc.communicate(timeout=60)
@@ -89,8 +101,11 @@ def test_kill_9_at_random_moments_loses_no_committed_item(tmp_path):
                          for x in ln.split()[1:])
         assert proc.returncode == -signal.SIGKILL, err
         assert seen >= target, f"writer stopped early: {err}"
+        if round_no % 2:
+            orphans += len(list((home / "collections" / "crash").glob(".*.tmp")))
 
     assert len(committed) > 7 * 3 * BATCH
+    assert orphans >= 3, "the kills never landed inside an index save"
     backend = open_backend(home, StoreOptions(flat_threshold=1500))
     store = backend.open("crash")
     report = store.check()
