@@ -113,8 +113,8 @@ class StoreOptions:
 
     * ``flat_threshold``: at or above this many items the vector index is IVF-SQ8,
       below it exact (flat); an IVF index goes back to flat below half of it.
-    * ``save_every``: save the index file after this many absorbed changes
-      (it is always saved on close and after a full build).
+    * ``save_every``: save the index file after this many absorbed changes, or a
+      tenth of the index if more (always on close and after a full build).
     * ``auto_index_min``: from this many items on, JSON fields used in filters
       get SQLite expression indexes automatically.
     * ``retrain_factor``: rebuild (retrain) an IVF index once the collection
@@ -772,7 +772,8 @@ class SQLiteStore:
                 self._unsaved += self._catch_up(con, ix, seq)
             self._ix = ix
             ix = self._maybe_rebuild(con, ix, seq)
-        if self._unsaved >= self.options.save_every:
+        # A save rewrites the whole file: on big indexes wait for a tenth to change.
+        if self._unsaved >= max(self.options.save_every, ix.ntotal // 10):
             self._save_index()
         return ix
 
