@@ -760,18 +760,23 @@ class SQLiteStore:
         self._data_version, self._local_writes = dv, False
         if self._ix is None:
             self._ix = self._load_index()
-        with self._tx("DEFERRED") as con:   # one snapshot for the whole catch-up
-            seq = self._meta_int(con, "seq")
-            floor = self._meta_int(con, "floor")
-            ix = self._ix
-            if ix is not None and ix.seq < floor:
-                ix = self._load_index()     # the saved file may be past a clear()
-            if ix is None or ix.seq < floor or ix.seq > seq:
-                ix = self._build(con, seq)
-            elif ix.seq < seq:
-                self._unsaved += self._catch_up(con, ix, seq)
-            self._ix = ix
-            ix = self._maybe_rebuild(con, ix, seq)
+        try:
+            with self._tx("DEFERRED") as con:   # one snapshot for the whole catch-up
+                seq = self._meta_int(con, "seq")
+                floor = self._meta_int(con, "floor")
+                ix = self._ix
+                if ix is not None and ix.seq < floor:
+                    ix = self._load_index()     # the saved file may be past a clear()
+                if ix is None or ix.seq < floor or ix.seq > seq:
+                    ix = self._build(con, seq)
+                elif ix.seq < seq:
+                    self._unsaved += self._catch_up(con, ix, seq)
+                self._ix = ix
+                ix = self._maybe_rebuild(con, ix, seq)
+        except BaseException:
+            # A half-applied catch-up must not be reused: reload or rebuild next time.
+            self._ix, self._unsaved = None, 0
+            raise
         # A save rewrites the whole file: on big indexes wait for a tenth to change.
         if self._unsaved >= max(self.options.save_every, ix.ntotal // 10):
             self._save_index()
