@@ -416,6 +416,22 @@ def test_transformers_js_batches_and_padding(tjs: OnnxClipEmbedder,
     assert sims.max() < 0.9999 and sims.min() < 0.995
 
 
+def test_padding_is_trimmed_only_when_exact(tjs: OnnxClipEmbedder, clip: OnnxClipEmbedder,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    texts = ["a dog", "a man riding a bicycle down a busy street at night"]
+    trimmed = tjs.embed_texts(texts)
+    assert tjs._trim  # causal CLIP tower with a dynamic sequence axis
+    monkeypatch.setattr(tjs, "_trim", False)
+    np.testing.assert_allclose(trimmed, tjs.embed_texts(texts), atol=1e-5)
+    clip.embed_texts(["a dog"])
+    assert not clip._trim  # Immich exports take exactly 77 tokens
+    # a tower whose output depends on the padding fails the probe and is never trimmed
+    monkeypatch.setattr(tjs, "_run_text",
+                        lambda ids, mask: np.eye(1, tjs.dim, ids.shape[1] % tjs.dim,
+                                                 dtype=np.float32))
+    assert not tjs._trimming_is_exact()
+
+
 def test_dim_from_a_model_run_when_nothing_states_it(tjs: OnnxClipEmbedder,
                                                      tjs_model_dir: Path,
                                                      tmp_path: Path) -> None:

@@ -467,8 +467,9 @@ class OnnxClipEmbedder:
 
         self.context_length, self._canonicalize = self._text_settings()
         self._text: _Tower | None = None
+        self._trim = False
         self._tokenizer: Any = None
-        self._text_lock = threading.Lock()
+        self._text_lock = threading.RLock()  # _load_text re-enters via _encode
 
     def _text_settings(self) -> tuple[int, bool]:
         """(context length, whether to canonicalize texts) from the folder's settings."""
@@ -543,7 +544,32 @@ class OnnxClipEmbedder:
                     self.context_length = tower.fixed_length
                 self._tokenizer = self._make_tokenizer()
                 self._text = tower
+                self._trim = tower.fixed_length is None and self._trimming_is_exact()
             return self._text
+
+    def _trimming_is_exact(self) -> bool:
+        """Whether dropping the padding leaves text vectors unchanged.
+
+        CLIP's text tower is causal and pools at the end-of-text token, so the
+        padding after it cannot change the result, and a query of 8 tokens runs
+        ~8x faster than at 77. Towers that look at the padding (SigLIP pools the
+        last position; MobileCLIP-S0 mixes tokens with convolutions) must not be
+        trimmed. Rather than trusting a config field, ask the model once.
+        """
+        probe = ["a photo of a dog running on the beach"]
+        ids, mask = self._encode(probe)
+        full = self._run_text(ids, mask)
+        n = int(mask.sum(axis=1).max())
+        trimmed = self._run_text(ids[:, :n], mask[:, :n])
+        return bool(float((full * trimmed).sum()) >= 1 - 1e-6)
+
+    def _run_text(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        tower = self._text
+        feeds = {}
+        for inp in tower.inputs:
+            dtype = _ONNX_DTYPES.get(inp.type, np.int64)
+            feeds[inp.name] = (mask if inp.name == "attention_mask" else ids).astype(dtype)
+        return l2_normalize(tower.run(feeds, self.batch_size))
 
     def _make_tokenizer(self) -> Any:
         from tokenizers import Tokenizer
@@ -596,13 +622,12 @@ class OnnxClipEmbedder:
             raise InvalidInput("embed_texts takes a list of strings, not a single string")
         if len(texts) == 0:
             return np.zeros((0, self.dim), np.float32)
-        tower = self._load_text()
+        self._load_text()
         ids, mask = self._encode(texts)
-        feeds = {}
-        for inp in tower.inputs:
-            dtype = _ONNX_DTYPES.get(inp.type, np.int64)
-            feeds[inp.name] = (mask if inp.name == "attention_mask" else ids).astype(dtype)
-        return l2_normalize(tower.run(feeds, self.batch_size))
+        if self._trim:
+            n = int(mask.sum(axis=1).max())
+            ids, mask = ids[:, :n], mask[:, :n]
+        return self._run_text(ids, mask)
 
 
 def quantize(model_dir: str | Path, out_dir: str | Path) -> Path:

@@ -136,11 +136,14 @@ def write_tokenizer(folder: Path, *, pad_token: str = "<|endoftext|>",
 
 
 def _export(module: Any, examples: tuple[Any, ...], input_names: list[str],
-            output_names: list[str], path: Path) -> None:
+            output_names: list[str], path: Path, *, dynamic_sequence: bool = False) -> None:
     import torch
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    axes = {name: {0: "batch"} for name in input_names + output_names}
+    axes: dict[str, dict[int, str]] = {name: {0: "batch"} for name in input_names + output_names}
+    if dynamic_sequence:  # as Optimum exports text towers: any sequence length
+        for name in input_names:
+            axes[name][1] = "sequence"
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         # The TorchScript exporter: exact, and ~10x faster than the dynamo one for this.
@@ -172,6 +175,7 @@ def make_model(path: str | Path, size: str = "tiny", *, seed: int = 0,
     want: dict[str, Any] = {"size": size, "seed": seed, "reference": reference}
     if layout != "immich":
         want["layout"] = layout  # stamps written before layouts existed stay valid
+        want["text_axes"] = "batch+sequence"
     stamp = out / _STAMP
     if stamp.is_file():
         if json.loads(stamp.read_text()) == want:
@@ -297,7 +301,8 @@ def _write_transformers_js(out: Path, model: Any, size: str, image_size: int) ->
             ["last_hidden_state", "image_embeds"], out / "onnx" / "vision_model.onnx")
     ids = torch.ones(2, CONTEXT_LENGTH, dtype=torch.int64)
     _export(Text(), (ids, torch.ones_like(ids)), ["input_ids", "attention_mask"],
-            ["last_hidden_state", "text_embeds"], out / "onnx" / "text_model.onnx")
+            ["last_hidden_state", "text_embeds"], out / "onnx" / "text_model.onnx",
+            dynamic_sequence=True)
 
     # Xenova's MobileCLIP config.json is just {"model_type": "clip"}; "name" is ours.
     (out / "config.json").write_text(json.dumps(
