@@ -243,17 +243,33 @@ def have_imgfind(*modules: str) -> str | None:
     return None
 
 
-def ensure_model(size: str = "vit-b-32") -> Path:
+#: model layouts the bench measures: the folder layout of public ONNX CLIP exports
+LAYOUTS = {
+    # Optimum / transformers.js exports (e.g. Xenova/clip-vit-base-patch32): the text
+    # tower has a dynamic sequence axis, so imgfind trims a query's padding
+    "transformers.js": "tjs",
+    # Immich's exports: the text tower is fixed at 77 tokens
+    "immich": "immich",
+}
+DEFAULT_LAYOUT = "transformers.js"
+
+
+def ensure_model(size: str = "vit-b-32", layout: str = DEFAULT_LAYOUT) -> Path:
     """The bench's random-weight CLIP model folder, made once and reused from the cache.
 
     ``vit-b-32`` has the real ViT-B-32 shapes, so its speed is the real model's speed.
+    Each layout gets its own folder (``vit-b-32-tjs``, ``vit-b-32-immich``).
+
+    >>> ensure_model("vit-b-32", "immich").name   # doctest: +SKIP
+    'vit-b-32-immich'
     """
-    folder = CACHE / size
+    folder = CACHE / f"{size}-{LAYOUTS[layout]}"
     # make-model leaves this stamp when the folder is complete (and reuses it itself)
     if not (folder / MODEL_STAMP).exists():
         folder.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run([sys.executable, "-m", "imgfind.testing", "make-model", str(folder),
-                        "--size", size], check=True, env=python_env(), cwd=str(REPO))
+                        "--size", size, "--layout", layout, "--no-reference"],
+                       check=True, env=python_env(), cwd=str(REPO))
     return folder
 
 

@@ -139,6 +139,19 @@ def test_protected_reads(locked) -> None:
         == "first"
 
 
+def test_key_cookie_opens_reads_but_never_writes(locked) -> None:
+    """The web UI's <img> tags send the key as a cookie: good for reads only."""
+    url = locked.url + "/api/collections/default"
+    jar = {"imgfind_key": KEY}
+    assert httpx.get(url + "/items/first/thumbnail", cookies=jar).status_code == 200
+    assert httpx.get(url + "/items/first/image", cookies={"imgfind_key": "nope"}
+                     ).status_code == 401
+    r = httpx.patch(url + "/items/first/metadata", json={"x": 1}, cookies=jar)
+    assert r.status_code == 401 and code(r) == "unauthorized"
+    r = httpx.delete(url + "/items/first", cookies=jar)
+    assert r.status_code == 401
+
+
 def test_protect_reads_without_a_key_is_refused(lib) -> None:
     with pytest.raises(InvalidInput):
         create_app(lib, protect_reads=True)

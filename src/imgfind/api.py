@@ -390,6 +390,10 @@ class Collection:
         """Health of the store and its vector index: ``{"ok": bool, ...}``."""
         return self.store.check()
 
+    def index_info(self) -> dict[str, Any]:
+        """The vector index in brief (kind, size, settings); cheap, unlike ``check()``."""
+        return self.store.index_info()
+
     def rebuild(self) -> dict[str, Any]:
         """Rebuild the derived indexes (vectors, full text) from the stored rows."""
         return self.store.rebuild()

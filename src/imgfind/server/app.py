@@ -22,6 +22,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import unquote
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -260,6 +261,9 @@ def create_app(library: Library, *, api_key: str | None = None, protect_reads: b
 
 # -- auth -------------------------------------------------------------------------------------
 
+#: cookie the web UI sets so image tags can load when reads need the key
+KEY_COOKIE = "imgfind_key"
+
 # Module level: the dependency's annotation is resolved against this module's globals.
 _BEARER = HTTPBearer(auto_error=False, description="the server's --api-key")
 
@@ -267,10 +271,16 @@ _BEARER = HTTPBearer(auto_error=False, description="the server's --api-key")
 def _auth(settings: Settings, *, write: bool) -> Callable[..., None]:
     required = settings.api_key is not None and (write or settings.protect_reads)
 
-    def check(cred: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]) -> None:
+    def check(cred: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
+              request: Request) -> None:
         if not required:
             return
         given = cred.credentials.encode() if cred else b""
+        if not given and not write:
+            # <img> tags cannot send a header: the web UI mirrors the key into a
+            # SameSite=Strict cookie, honoured for reads only (writes need the header,
+            # so a forged cross-site request can never write).
+            given = unquote(request.cookies.get(KEY_COOKIE, "")).encode()
         # Constant time: the comparison must not leak how much of a guess was right.
         if not hmac.compare_digest(given, settings.api_key.encode()):  # type: ignore[union-attr]
             raise Unauthorized("this request needs the API key: send "
@@ -319,7 +329,7 @@ def _api_router(library: Library, settings: Settings, jobs: JobManager) -> APIRo
            dependencies=read)
     def get_collection(c: str) -> dict[str, Any]:
         collection = col(c)
-        return {**info(collection), "index": collection.check().get("index")}
+        return {**info(collection), "index": collection.index_info()}
 
     @r.delete(col_path, tags=["collections"], summary="Drop a collection and all its items",
               dependencies=write)

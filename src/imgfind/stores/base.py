@@ -122,6 +122,10 @@ class CollectionStore(Protocol):
         """Health: {"ok": bool, "items": n, "index": {...}, "problems": [...]}."""
         ...
 
+    def index_info(self) -> dict[str, Any]:
+        """The vector index in brief ({"kind", "size", ...}), without check()'s scans."""
+        ...
+
     def rebuild(self) -> dict[str, Any]:
         """Rebuild every derived structure (vector index, full-text index) from the rows."""
         ...

@@ -1008,7 +1008,13 @@ function openSettings() {
 }
 
 function renderKeyDot() {
-  $("#key-dot").hidden = !localStorage.getItem(KEY_STORE);
+  const key = localStorage.getItem(KEY_STORE);
+  $("#key-dot").hidden = !key;
+  // Image tags cannot send the Authorization header; the server accepts this cookie
+  // for reads only, so thumbnails load when the server protects reads.
+  document.cookie = key
+    ? `imgfind_key=${encodeURIComponent(key)}; path=/; SameSite=Strict`
+    : "imgfind_key=; path=/; max-age=0; SameSite=Strict";
 }
 
 $("#settings-btn").addEventListener("click", openSettings);
