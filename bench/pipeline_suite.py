@@ -125,7 +125,8 @@ def run(quick: bool) -> dict[str, Any]:
     n, n12 = (200, 16) if quick else (1000, 60)
     model = ensure_model("vit-b-32")
     res = new_result("pipeline", quick, {"photos": n, "photos_12mp": n12, "batch": BATCH,
-                                         "model": "random-weight ViT-B-32 shapes (ONNX)",
+                                         "model": "random-weight ViT-B-32 shapes (ONNX, "
+                                                  f"transformers.js layout, {model.name})",
                                          "dataset": "flickr8k-1k (mostly 500x375 JPEG)"})
     fig: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="imgfind-bench-") as tmp:

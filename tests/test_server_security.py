@@ -139,6 +139,15 @@ def test_protected_reads(locked) -> None:
         == "first"
 
 
+def test_urls_on_private_networks_are_refused(keyed) -> None:
+    url = keyed.url + "/api/collections/default"
+    for target in ("http://127.0.0.1:9/a.jpg", "http://169.254.169.254/latest/meta-data"):
+        r = httpx.post(url + "/items", json={"url": target}, headers=auth())
+        assert r.status_code == 422 and "private or local" in r.json()["error"]["message"]
+        r = httpx.post(url + "/search", json={"url": target})
+        assert 400 <= r.status_code < 500 and "private or local" in r.text
+
+
 def test_key_cookie_opens_reads_but_never_writes(locked) -> None:
     """The web UI's <img> tags send the key as a cookie: good for reads only."""
     url = locked.url + "/api/collections/default"

@@ -359,6 +359,18 @@ def test_url_refusals_and_http_errors(server: str, tmp_path: Path) -> None:
         fetch_url("http://127.0.0.1:9/closed-port.jpg")
 
 
+def test_private_addresses_refused_when_asked(server: str) -> None:
+    """What the server uses for callers' URLs: no loopback/private/link-local targets."""
+    for url in (f"{server}/missing.jpg", "http://localhost:9/a.jpg", "http://10.1.2.3/a.jpg",
+                "http://169.254.169.254/latest/meta-data", "http://[::1]:9/a.jpg"):
+        with pytest.raises(SourceError, match="private or local address"):
+            fetch_url(url, allow_private=False)
+    with pytest.raises(SourceError, match="private or local address"):
+        read_bytes(Source(ref=f"{server}/missing.jpg", kind="url"), allow_private=False)
+    with pytest.raises(SourceError, match="404"):  # the default (library) allows them
+        fetch_url(f"{server}/missing.jpg")
+
+
 # --- resolve_allowed ------------------------------------------------------------------
 
 

@@ -47,25 +47,31 @@ def default_home() -> Path:
 
 
 def open(home: str | Path | None = None, *, model_path: str | Path | None = None,
-         threads: int | None = None, limits: imageio.Limits | None = None) -> Library:
+         threads: int | None = None, limits: imageio.Limits | None = None,
+         allow_private_urls: bool = True) -> Library:
     """Open (or create) the library in ``home`` (default ``$IMGFIND_HOME`` or ``~/.imgfind``).
 
     ``model_path`` is a local model folder used for collections created
     without another model and for collections whose model is not cached.
+    ``allow_private_urls=False`` refuses image URLs on loopback or private
+    networks (the server sets it for its callers).
 
     >>> with imgfind.open("/tmp/lib") as lib:                      # doctest: +SKIP
     ...     print([c.name for c in lib.collections()])
     """
     return Library(Path(home).expanduser() if home else default_home(),
-                   model_path=model_path, threads=threads, limits=limits)
+                   model_path=model_path, threads=threads, limits=limits,
+                   allow_private_urls=allow_private_urls)
 
 
 class Library:
     """A folder of named collections, each bound to one embedding model."""
 
     def __init__(self, home: Path, *, model_path: str | Path | None = None,
-                 threads: int | None = None, limits: imageio.Limits | None = None):
+                 threads: int | None = None, limits: imageio.Limits | None = None,
+                 allow_private_urls: bool = True):
         self.home = home
+        self.allow_private_urls = allow_private_urls
         self.model_path = str(model_path) if model_path else os.environ.get("IMGFIND_MODEL_PATH")
         self.threads = threads
         self.limits = limits or imageio.Limits()
@@ -291,7 +297,8 @@ class Collection:
                              skip_duplicates=skip_duplicates, remove_missing=remove_missing,
                              limits=self.library.limits, workers=workers,
                              batch_size=batch_size, progress=progress, cancel=cancel,
-                             show_progress=show_progress)
+                             show_progress=show_progress,
+                             allow_private_urls=self.library.allow_private_urls)
 
     # -- reads ------------------------------------------------------------
     def get(self, id: str) -> Item:
@@ -434,7 +441,8 @@ class Collection:
 
     def _load_query_image(self, value: Any) -> Image.Image:
         if isinstance(value, str) and value.startswith(("http://", "https://")):
-            value = sources.fetch_url(value, max_bytes=self.library.limits.max_bytes)
+            value = sources.fetch_url(value, max_bytes=self.library.limits.max_bytes,
+                                      allow_private=self.library.allow_private_urls)
         return imageio.load_image(value, limits=self.library.limits)
 
     def _check_vector(self, v: Any) -> np.ndarray:
@@ -449,7 +457,8 @@ class Collection:
     def _write(self, entries: list[dict[str, Any]], *, replace_only: bool) -> list[Result]:
         """Prepare, embed and store entries; per-item errors never fail the batch."""
         emb = self.embedder
-        job = indexer.PrepareJob(emb.preprocessor(), self.library.limits, indexer.draft_size(emb))
+        job = indexer.PrepareJob(emb.preprocessor(), self.library.limits, indexer.draft_size(emb),
+                                 allow_private_urls=self.library.allow_private_urls)
         results: list[Result | None] = [None] * len(entries)
         ready: list[tuple[int, indexer.Prepared]] = []
         existing = self.store.get([e["id"] for e in entries if e.get("id")])

@@ -385,13 +385,17 @@ def serve(ctx: typer.Context, home: HomeOpt = None, model_path: ModelPathOpt = N
               "--protect-reads", help="Require the API key for reads too.")] = False,
           allow_path: Annotated[Optional[list[Path]], typer.Option(
               "--allow-path", help="Server-side folder callers may index from (repeat).")]
-          = None) -> None:
+          = None,
+          allow_private_urls: Annotated[bool, typer.Option(
+              "--allow-private-urls",
+              help="Let callers' image URLs point at loopback/private addresses.")] = False
+          ) -> None:
     """Run the REST API and the web UI."""
     from .server import serve as run_server
 
     lib = _settings(ctx).library(home, model_path)
     run_server(lib, host=host, port=port, api_key=api_key, protect_reads=protect_reads,
-               allow_paths=tuple(allow_path or ()))
+               allow_paths=tuple(allow_path or ()), allow_private_urls=allow_private_urls)
 
 
 def main() -> None:

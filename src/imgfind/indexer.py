@@ -84,11 +84,13 @@ class PrepareJob:
     limits: imageio.Limits
     min_size: int | None
     fetch_timeout: float = 20.0
+    allow_private_urls: bool = True
 
     def __call__(self, src: Source) -> Prepared | Failed:
         try:
             return prepare(src, self.preprocessor, limits=self.limits,
-                           min_size=self.min_size, fetch_timeout=self.fetch_timeout)
+                           min_size=self.min_size, fetch_timeout=self.fetch_timeout,
+                           allow_private_urls=self.allow_private_urls)
         except ImgfindError as e:
             return Failed(src.ref, e.message, e.code)
         except Exception as e:  # a decoder bug must fail one item, never the run
@@ -96,9 +98,11 @@ class PrepareJob:
 
 
 def prepare(src: Source, preprocessor: Preprocessor, *, limits: imageio.Limits = imageio.Limits(),
-            min_size: int | None = None, fetch_timeout: float = 20.0) -> Prepared:
+            min_size: int | None = None, fetch_timeout: float = 20.0,
+            allow_private_urls: bool = True) -> Prepared:
     """Read, hash, decode and preprocess one source. Raises typed errors for bad input."""
-    data = sources.read_bytes(src, max_bytes=limits.max_bytes, timeout=fetch_timeout)
+    data = sources.read_bytes(src, max_bytes=limits.max_bytes, timeout=fetch_timeout,
+                              allow_private=allow_private_urls)
     decoded = imageio.decode(data, limits=limits, min_size=min_size)
     facts = metadata.file_facts(src.ref) if src.kind == "file" else {}
     return Prepared(
@@ -129,13 +133,14 @@ class Pipeline:
 
     def __init__(self, store: CollectionStore, embedder: Embedder, *,
                  limits: imageio.Limits = imageio.Limits(), batch_size: int = 32,
-                 workers: int | None = None):
+                 workers: int | None = None, allow_private_urls: bool = True):
         self.store = store
         self.embedder = embedder
         self.limits = limits
         self.batch_size = batch_size
         self.workers = default_workers() if workers is None else workers
-        self.job = PrepareJob(embedder.preprocessor(), limits, draft_size(embedder))
+        self.job = PrepareJob(embedder.preprocessor(), limits, draft_size(embedder),
+                              allow_private_urls=allow_private_urls)
 
     def prepared(self, srcs: Iterable[Source], n: int | None) -> Iterator[Prepared | Failed]:
         """Yields prepare results in source order; a window keeps memory bounded."""
@@ -207,13 +212,15 @@ def index(store: CollectionStore, embedder: Embedder, targets: Iterable[str | Pa
           recursive: bool = True, skip_duplicates: bool = True, remove_missing: bool = True,
           limits: imageio.Limits = imageio.Limits(), workers: int | None = None,
           batch_size: int = 32, progress: ProgressCallback | None = None,
-          cancel: threading.Event | None = None, show_progress: bool | None = None) -> IndexReport:
+          cancel: threading.Event | None = None, show_progress: bool | None = None,
+          allow_private_urls: bool = True) -> IndexReport:
     """Index folders, files, globs, URLs, CSVs or archives; only new or changed files are work.
 
     >>> index(store, embedder, ["~/Pictures"])  # doctest: +SKIP
     IndexReport(indexed=1532, updated=0, skipped=0, removed=0, errors=[])
     """
-    pipeline = Pipeline(store, embedder, limits=limits, batch_size=batch_size, workers=workers)
+    pipeline = Pipeline(store, embedder, limits=limits, batch_size=batch_size, workers=workers,
+                        allow_private_urls=allow_private_urls)
     todo: list[Source] = []
     keep_ids: dict[str, str] = {}
     report = IndexReport()

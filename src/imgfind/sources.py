@@ -317,7 +317,8 @@ def _iter_tar(path: Path) -> Iterator[Source]:
         raise SourceError(f"{path} is not a readable tar archive: {e}") from e
 
 
-def read_bytes(src: Source, *, max_bytes: int = Limits.max_bytes, timeout: float = 20.0) -> bytes:
+def read_bytes(src: Source, *, max_bytes: int = Limits.max_bytes, timeout: float = 20.0,
+               allow_private: bool = True) -> bytes:
     """Return a source's bytes: in-memory data, a file, a URL or an archive member.
 
     Raises :class:`~imgfind.errors.ImageTooLarge` over ``max_bytes`` and
@@ -331,7 +332,8 @@ def read_bytes(src: Source, *, max_bytes: int = Limits.max_bytes, timeout: float
     if src.kind == "file":
         return _read_file(Path(src.ref), max_bytes)
     if src.kind == "url":
-        return fetch_url(src.ref, max_bytes=max_bytes, timeout=timeout)
+        return fetch_url(src.ref, max_bytes=max_bytes, timeout=timeout,
+                         allow_private=allow_private)
     if src.kind == "archive":
         return _read_member(src.ref, max_bytes)
     raise SourceError(f"{src.ref} has no data to read; pass the image bytes with it")
@@ -458,8 +460,14 @@ def fetch_url(
     max_bytes: int = 32 * 2**20,
     timeout: float = 20.0,
     max_redirects: int = 5,
+    allow_private: bool = True,
 ) -> bytes:
     """Download a URL with hard bounds on size, total time and redirects.
+
+    With ``allow_private=False`` (what the server uses for its callers) a URL
+    whose host resolves to a loopback, private, link-local or otherwise
+    non-public address is refused, also as a redirect target, so callers
+    cannot make the server reach its own network.
 
     Only http and https are allowed, also as redirect targets. The size limit
     is enforced on the bytes actually received (a missing or lying
@@ -483,7 +491,8 @@ def fetch_url(
 
     def work() -> None:
         try:
-            outcome["data"] = _fetch(url, max_bytes, timeout, deadline, max_redirects, cancelled)
+            outcome["data"] = _fetch(url, max_bytes, timeout, deadline, max_redirects, cancelled,
+                                     allow_private)
         except Exception as e:  # noqa: BLE001 - re-raised in the caller's thread below
             outcome["error"] = e
 
@@ -515,6 +524,7 @@ def _fetch(
     deadline: float,
     max_redirects: int,
     cancelled: threading.Event,
+    allow_private: bool = True,
 ) -> bytes:
     import httpx  # only URL sources pay for it (keeps CLI start-up fast)
 
@@ -522,6 +532,8 @@ def _fetch(
     try:
         with httpx.Client(timeout=timeout, follow_redirects=False, headers=headers) as client:
             for _ in range(max_redirects + 1):
+                if not allow_private:
+                    _check_public(url)
                 with client.stream("GET", url) as response:
                     if response.is_redirect:
                         location = response.headers.get("location", "")
@@ -553,6 +565,26 @@ def _fetch(
     except httpx.HTTPError as e:
         raise SourceError(f"cannot fetch {url}: {e}") from e
     raise SourceError(f"{url} redirected more than {max_redirects} times")
+
+
+def _check_public(url: str) -> None:
+    """Refuse a URL whose host is, or resolves to, a non-public address."""
+    import ipaddress
+    import socket
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url).hostname or ""
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError) as e:
+        raise SourceError(f"cannot resolve the host of {url}: {e}") from None
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0].split("%", 1)[0])
+        if not address.is_global:
+            raise SourceError(
+                f"refusing to fetch {url}: {host} is a private or local address ({address}); "
+                "only public URLs are fetched for API callers (imgfind serve "
+                "--allow-private-urls lifts this)")
 
 
 def resolve_allowed(path: str | Path, roots: Sequence[str | Path]) -> Path:

@@ -218,7 +218,8 @@ def _out(model: type, status: int = 200) -> dict[str, Any]:
 def create_app(library: Library, *, api_key: str | None = None, protect_reads: bool = False,
                allow_paths: tuple[str | Path, ...] | list[str | Path] = (),
                max_upload_bytes: int | None = None, max_request_bytes: int = 256 << 20,
-               max_batch: int = 256, max_jobs: int = 2, fetch_timeout: float = 20.0) -> FastAPI:
+               max_batch: int = 256, max_jobs: int = 2, fetch_timeout: float = 20.0,
+               allow_private_urls: bool = False) -> FastAPI:
     """The FastAPI app serving ``library`` under ``/api``, with docs and the web UI.
 
     ``api_key``: writes need ``Authorization: Bearer <key>``; reads too with
@@ -226,12 +227,16 @@ def create_app(library: Library, *, api_key: str | None = None, protect_reads: b
     by server-side path (none: such paths are refused). ``max_upload_bytes``
     (default: the library's image byte limit) bounds one image;
     ``max_request_bytes`` one batch request; ``max_batch`` its item count.
+    Image URLs given by callers are fetched only from public addresses unless
+    ``allow_private_urls`` (this sets the library's URL policy).
 
     >>> app = create_app(imgfind.open("/tmp/lib"), allow_paths=["/srv/photos"])  # doctest: +SKIP
     >>> uvicorn.run(app, host="127.0.0.1", port=8000)                            # doctest: +SKIP
     """
     if protect_reads and not api_key:
         raise InvalidInput("protect_reads needs an api_key (--api-key KEY)")
+    # Callers must not make the server fetch from its own network (SSRF).
+    library.allow_private_urls = allow_private_urls
     settings = Settings(
         api_key=api_key or None, protect_reads=protect_reads,
         allow_paths=tuple(str(Path(p).expanduser()) for p in allow_paths),
