@@ -40,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="quality: folder laid out as <class>/<image> for image-to-image mAP@10")
     ap.add_argument("--allow-random", action="store_true",
                     help="quality: run retrieval metrics even on a random-weight model")
+    ap.add_argument("--note", action="append", default=[],
+                    help="a sentence to store with the results (why a system or size was "
+                         "left out, ...); repeatable; shown in the report")
     ap.add_argument("--docs", type=Path, default=REPO / "docs",
                     help="report: docs folder to write benchmarks.md and img/ into")
     a = ap.parse_args(argv)
@@ -58,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         kwargs.update(model_path=a.model_path, class_folder=a.class_folder,
                       allow_random=a.allow_random)
     res = mod.run(**kwargs)
+    res["notes"] += a.note
     path = save_result(res, a.out)
     print_tables(res)
     print(f"results: {path}")

@@ -111,9 +111,14 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
             "note": note}
 
 
-def result_path(out: Path, suite: str, date: str, quick: bool) -> Path:
-    # quick runs get their own name so a later smoke run never clobbers the full figures
-    return out / f"{suite}-{date}{'.quick' if quick else ''}.json"
+def result_path(out: Path, suite: str, date: str, quick: bool, tag: str = "") -> Path:
+    """``<suite>-<date>[-<tag>][.quick].json``.
+
+    Quick runs get their own name so a later smoke run never clobbers the full
+    figures; ``tag`` keeps partial runs of one suite apart (the store suite tags
+    its sizes and systems, so a 1M run never overwrites the 100k one).
+    """
+    return out / f"{suite}-{date}{'-' + tag if tag else ''}{'.quick' if quick else ''}.json"
 
 
 def save_result(res: dict[str, Any], out: Path) -> Path:
@@ -122,7 +127,7 @@ def save_result(res: dict[str, Any], out: Path) -> Path:
     res["duration_s"] = round(time.perf_counter() - res.pop("_t0"), 1)
     res["versions"] = library_versions()  # peers may have been imported since the start
     out.mkdir(parents=True, exist_ok=True)
-    path = result_path(out, res["suite"], res["date"], res["quick"])
+    path = result_path(out, res["suite"], res["date"], res["quick"], res.get("file_tag", ""))
     path.write_text(json.dumps(res, indent=1, default=_json_default) + "\n")
     return path
 

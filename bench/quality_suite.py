@@ -107,8 +107,7 @@ def class_folder_map(emb: Any, folder: Path, k: int = 10) -> dict[str, Any]:
 def ann_recall(model: Path, n: int, queries: int = 100, k: int = 10) -> dict[str, Any]:
     """Index ``n`` Flickr photos, force the IVF index, compare its top-k with exact search."""
     import imgfind
-    from imgfind.stores import open_backend
-    from imgfind.stores.sqlite import StoreOptions
+    from imgfind.stores import StoreOptions, open_backend
 
     with tempfile.TemporaryDirectory(prefix="imgfind-bench-ann-") as tmp:
         photos = Path(tmp) / "photos"
@@ -132,7 +131,7 @@ def ann_recall(model: Path, n: int, queries: int = 100, k: int = 10) -> dict[str
         q /= np.linalg.norm(q, axis=1, keepdims=True)
         exact = np.argsort(-(q @ x.T), axis=1)[:, :k]
         got = store.search(q, k)
-        index_info = store.check().get("index", {})
+        index_info = store.index_info()
         store.close()
         backend.close()
     pos = {id_: j for j, id_ in enumerate(ids)}

@@ -29,8 +29,13 @@ COMMANDS = {
 
 
 def latest_results(out: Path) -> dict[str, dict[str, Any]]:
-    """suite -> newest result (full runs win over quick runs of any date)."""
+    """suite -> newest result (full runs win over quick runs of any date).
+
+    The store suite is run in parts (100k with every system, 1M with a subset):
+    its full result files are merged, the newest figures of each (size, system) winning.
+    """
     found: dict[str, dict[str, Any]] = {}
+    stores: list[dict[str, Any]] = []
     for p in sorted(out.glob("*.json")):
         try:
             r = json.loads(p.read_text())
@@ -39,11 +44,76 @@ def latest_results(out: Path) -> dict[str, dict[str, Any]]:
         if r.get("suite") not in SUITES:
             continue
         r["_file"] = p.name
+        r["_files"] = [p.name]
+        if r["suite"] == "store":
+            stores.append(r)
         cur = found.get(r["suite"])
         key = (not r.get("quick"), r.get("started", ""))
         if cur is None or key > (not cur.get("quick"), cur.get("started", "")):
             found[r["suite"]] = r
+    if stores:
+        full = [r for r in stores if not r.get("quick")]
+        found["store"] = merge_store(full or [found["store"]])
     return found
+
+
+def merge_store(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One store result from several runs; tables rebuilt from the merged figures."""
+    from .common import table
+    from .store_suite import size_tables, targets, targets_table
+
+    parts = sorted(parts, key=lambda r: r.get("started", ""))
+    last = parts[-1]
+    sizes: dict[str, dict[str, Any]] = {}
+    systems: dict[str, Any] = {}
+    unavailable: dict[str, str] = {}
+    notes: list[str] = []
+    for r in parts:  # oldest first: newer runs overwrite
+        for n, per in r["figures"]["sizes"].items():
+            sizes.setdefault(n, {}).update(per)
+        systems.update(r["figures"].get("systems", {}))
+        unavailable.update(r["figures"].get("unavailable", {}))
+        notes += [f"{n} ({r['_file']})" for n in r.get("notes", [])]
+    measured = {name for per in sizes.values() for name in per}
+    unavailable = {k: v for k, v in unavailable.items() if k not in measured}
+    sizes = dict(sorted(sizes.items(), key=lambda kv: int(kv[0])))
+    figures = {"sizes": sizes, "systems": systems, "unavailable": unavailable}
+    tables = []
+    for n, per in sizes.items():
+        tables += size_tables(int(n), per, systems)
+    if unavailable:
+        tables.append(table("Systems not measured", ["system", "reason"],
+                            sorted(unavailable.items())))
+    big = max(int(n) for n in sizes)
+    figures["imgfind_targets"] = targets(figures, big)
+    tables.append(targets_table(figures, big))
+    return {**last, "figures": figures, "tables": tables, "notes": notes,
+            "params": {**last["params"], "sizes": [int(n) for n in sizes],
+                       "runs": [r["params"] for r in parts]},
+            "_file": ", ".join(r["_file"] for r in parts), "_files": [r["_file"] for r in parts],
+            "duration_s": sum(r.get("duration_s", 0) for r in parts)}
+
+
+def _commands(results: dict[str, dict[str, Any]]) -> list[str]:
+    """The command lines that produced the results in this report."""
+    out = []
+    for s in SUITES:
+        r = results.get(s)
+        if not r:
+            out.append(COMMANDS[s])
+            continue
+        quick = " --quick" if r.get("quick") else ""
+        if s == "store":
+            for p in r["params"].get("runs", [r["params"]]):
+                out.append(f"python -m bench store{quick} --sizes "
+                           f"{','.join(str(n) for n in p['sizes'])} --systems "
+                           f"{','.join(p['systems'])} --queries {p['queries']}")
+        elif s == "quality":
+            out.append(f"python -m bench quality{quick}"
+                       + ("" if r["params"].get("random_weights") else " --model-path DIR"))
+        else:
+            out.append(f"python -m bench {s}{quick}")
+    return out
 
 
 def _md_table(t: dict[str, Any]) -> str:
@@ -65,27 +135,44 @@ def _plt():
     return plt
 
 
+#: one colour per system across every plot
+COLORS = {"imgfind": "tab:blue", "faiss-flat": "tab:orange", "faiss-hnsw32": "tab:green",
+          "lancedb": "tab:red", "chroma": "tab:purple", "milvus-lite": "tab:brown"}
+#: imgfind's latency bar per curve (unfiltered: 2 ms, 1% filter: 20 ms)
+LATENCY_TARGET_MS = {"all": 2.0, "bucket": 20.0}
+
+
 def _store_plots(res: dict[str, Any], img: Path) -> list[str]:
+    from .store_suite import default_setting
+
     plt = _plt()
     out = []
     for n, per in res["figures"]["sizes"].items():
         for key, label in (("all", "unfiltered"), ("bucket", "1% filter"),
                            ("group", "10% filter")):
-            fig, ax = plt.subplots(figsize=(7, 4.5))
+            fig, ax = plt.subplots(figsize=(7.5, 4.8))
             for name, r in per.items():
                 s = r.get("search")
                 if not s:
                     continue
                 xs = [st[key]["p50_ms"] for st in s["settings"]]
                 ys = [st[key]["recall"] for st in s["settings"]]
-                ax.plot(xs, ys, marker="o", label=name)
+                ax.plot(xs, ys, marker="o", label=name, color=COLORS.get(name))
+                if name == "imgfind":
+                    d = default_setting(s["settings"])
+                    ax.plot([d[key]["p50_ms"]], [d[key]["recall"]], marker="*", ms=16,
+                            color=COLORS["imgfind"], mec="black", ls="none",
+                            label="imgfind default setting")
             ax.set_xscale("log")
             ax.set_xlabel("single-query latency p50 (ms, log)")
             ax.set_ylabel("recall@10 vs exact")
             ax.set_title(f"Recall vs latency, {label}, n={int(n):,}")
-            ax.axhline(0.95, color="grey", lw=0.8, ls="--")
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=8)
+            ax.axhline(0.95, color="grey", lw=0.8, ls="--", label="recall 0.95")
+            if key in LATENCY_TARGET_MS:
+                ax.axvline(LATENCY_TARGET_MS[key], color="grey", lw=0.8, ls=":",
+                           label=f"imgfind target p50 {LATENCY_TARGET_MS[key]:g} ms")
+            ax.grid(alpha=0.3, which="both")
+            ax.legend(fontsize=8, loc="best")
             name = f"store-recall-{key}-{n}.png"
             fig.tight_layout()
             fig.savefig(img / name, dpi=110)
@@ -93,9 +180,13 @@ def _store_plots(res: dict[str, Any], img: Path) -> list[str]:
             out.append(name)
         names = [s for s, r in per.items() if r.get("build")]
         if names:
-            fig, ax = plt.subplots(figsize=(7, 4))
-            ax.barh(names, [per[s]["build"]["total_per_s"] for s in names])
+            fig, ax = plt.subplots(figsize=(7.5, 0.5 * len(names) + 1.6))
+            vals = [per[s]["build"]["total_per_s"] for s in names]
+            bars = ax.barh(names, vals, color=[COLORS.get(s, "grey") for s in names])
+            ax.bar_label(bars, labels=[f"{v:,.0f}" for v in vals], padding=3, fontsize=8)
+            ax.invert_yaxis()
             ax.set_xscale("log")
+            ax.set_xlim(min(vals) / 2, max(vals) * 8)
             ax.set_xlabel("vectors/s (insert + index build, log)")
             ax.set_title(f"Bulk load throughput, n={int(n):,}")
             ax.grid(alpha=0.3, axis="x")
@@ -116,8 +207,12 @@ def _pipeline_plot(res: dict[str, Any], img: Path) -> list[str]:
             if isinstance(f.get(part), dict) and way in f[part]:
                 labels.append(f"{title}: {way}")
                 vals.append(f[part][way]["images_per_s"])
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.barh(labels[::-1], vals[::-1])
+    fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(labels) + 1.6))
+    bars = ax.barh(labels[::-1], vals[::-1],
+                   color=[{"imgfind": "tab:blue", "naive": "tab:grey",
+                           "model_only": "tab:orange"}[lb.split(": ")[1]] for lb in labels[::-1]])
+    ax.bar_label(bars, labels=[f"{v:.1f}" for v in vals[::-1]], padding=3, fontsize=8)
+    ax.set_xlim(0, max(vals) * 1.15)
     ax.set_xlabel("images/s")
     ax.set_title("Indexing throughput")
     ax.grid(alpha=0.3, axis="x")
@@ -125,6 +220,39 @@ def _pipeline_plot(res: dict[str, Any], img: Path) -> list[str]:
     fig.savefig(img / "pipeline-throughput.png", dpi=110)
     plt.close(fig)
     return ["pipeline-throughput.png"]
+
+
+def _layout_plot(results: dict[str, dict[str, Any]], img: Path) -> list[str]:
+    """Cold CLI and warm REST text-search latency per model layout, against their bars."""
+    cli = results.get("cli", {}).get("figures", {}).get("layouts")
+    srv = results.get("server", {}).get("figures", {}).get("layouts")
+    if not cli and not srv:
+        return []
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    for ax, data, val, target, xlabel, title in (
+            (axes[0], cli, lambda f: f["median_s"], 1.0, "seconds (median)",
+             "Cold `imgfind search` (10k items)"),
+            (axes[1], srv, lambda f: f["latency"]["p50_ms"], 30.0, "ms (p50, 1 client)",
+             "Warm REST text search (10k items)")):
+        if not data:
+            ax.set_visible(False)
+            continue
+        names = list(data)
+        vals = [val(data[k]) for k in names]
+        bars = ax.barh(names, vals, color=["tab:green" if v <= target else "tab:red"
+                                           for v in vals])
+        ax.bar_label(bars, labels=[f"{v:.3g}" for v in vals], padding=3)
+        ax.axvline(target, color="black", ls="--", lw=1, label=f"target {target:g}")
+        ax.set_xlim(0, max([*vals, target]) * 1.3)
+        ax.set_xlabel(xlabel)
+        ax.set_title(title, fontsize=10)
+        ax.legend(fontsize=8, loc="lower right")
+    fig.suptitle("Text query latency by model layout (ViT-B-32 shapes)", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(img / "text-query-latency.png", dpi=110)
+    plt.close(fig)
+    return ["text-query-latency.png"]
 
 
 def write_report(out: Path, docs: Path) -> Path:
@@ -149,7 +277,8 @@ def write_report(out: Path, docs: Path) -> Path:
     for s in SUITES:
         if s in results:
             r = results[s]
-            md.append(f"| {s} | `{r['_file']}` | {'quick' if r['quick'] else 'full'} | "
+            files = ", ".join(f"`{f}`" for f in r["_files"])
+            md.append(f"| {s} | {files} | {'quick' if r['quick'] else 'full'} | "
                       f"{r['date']} | {r.get('duration_s', 0):.0f} s |")
     md.append("")
     if any(r["quick"] for r in results.values()):
@@ -167,6 +296,9 @@ def write_report(out: Path, docs: Path) -> Path:
             md += [f"![{p}](img/{p})" for p in plots] + [""]
         if s == "pipeline":
             md += [f"![throughput](img/{p})" for p in _pipeline_plot(r, img)] + [""]
+        if s == "server":
+            md += [f"![text query latency](img/{p})" for p in _layout_plot(results, img)]
+            md += [""]
         for t in r["tables"]:
             md += [_md_table(t)]
         for n in r.get("notes", []):
@@ -177,7 +309,7 @@ def write_report(out: Path, docs: Path) -> Path:
            ("pip install -e '.[bench]' -c <(pip freeze | grep -iE "
            "'^(numpy|onnxruntime|tokenizers|transformers|torch|fastapi|starlette|httpx|"
            "pillow|pydantic|pydantic_core)==')"),
-           *COMMANDS.values(), "python -m bench report", "```", "",
+           *_commands(results), "python -m bench report", "```", "",
            ("`--quick` on any suite runs small sizes in under 5 minutes on 2 cores. "
            "See `bench/README.md` for what each suite measures and how long full runs take."),
            ""]

@@ -14,6 +14,7 @@ Example::
 from __future__ import annotations
 
 import importlib.util
+import time
 from typing import Any
 
 from .common import CACHE, fresh_dir, log, new_result, run_json_subprocess, table
@@ -48,6 +49,10 @@ def run(quick: bool, sizes: list[int] | None = None, systems: list[str] | None =
     names = systems or list(SYSTEMS)
     res = new_result("store", quick, {"sizes": sizes, "queries": nq, "systems": names,
                                       "k": 10, "target_recall": TARGET_RECALL})
+    # one file per (sizes, systems) run: separate runs never overwrite each other and
+    # `report` merges them
+    res["file_tag"] = "n" + "+".join(_size_label(n) for n in sizes) + (
+        "" if systems is None else "-" + "+".join(names))
     res["figures"] = {"sizes": {}, "unavailable": {}, "systems": {}}
     for name in names:
         why = _unavailable(name)
@@ -67,28 +72,35 @@ def run(quick: bool, sizes: list[int] | None = None, systems: list[str] | None =
             path = fresh_dir(CACHE / "store-runs" / f"{name}-{n}")
             # a 1M build of the slowest peers takes tens of minutes on 2 cores
             timeout = 600 + n * (0.01 if n > 100_000 else 0.005)
+            t = time.perf_counter()
             b = run_json_subprocess(["bench.store_worker", name, "build", "--data",
                                      str(ds.root), "--path", str(path)], timeout)
+            build_wall = time.perf_counter() - t
             if "error" in b:
-                per[name] = {"error": f"build: {b['error']}"}
+                per[name] = {"error": f"build: {b['error']}", "build_wall_s": build_wall}
                 continue
+            t = time.perf_counter()
             s = run_json_subprocess(["bench.store_worker", name, "search", "--data",
                                      str(ds.root), "--path", str(path)], timeout)
-            per[name] = {"build": b, **({"error": f"search: {s['error']}"} if "error" in s
-                                        else {"search": s})}
+            # wall time of each phase's process: what a run of this system costs here
+            per[name] = {"build": b, "build_wall_s": build_wall,
+                         "search_wall_s": time.perf_counter() - t,
+                         **({"error": f"search: {s['error']}"} if "error" in s
+                            else {"search": s})}
+            log(f"{name}: build {build_wall:.0f} s, search {per[name]['search_wall_s']:.0f} s")
         res["figures"]["sizes"][str(n)] = per
-        res["tables"] += _tables(n, per, res["figures"]["systems"])
+        res["tables"] += size_tables(n, per, res["figures"]["systems"])
     if res["figures"]["unavailable"]:
         res["tables"].append(table("Systems not measured", ["system", "reason"],
                                    sorted(res["figures"]["unavailable"].items())))
-    res["figures"]["imgfind_targets"] = _targets(res, max(sizes))
-    res["tables"].append(table(
-        f"imgfind acceptance targets (measured at n={max(sizes):,})",
-        ["target", "measured", "pass"],
-        [[t["target"], t["measured"], t["pass"]] for t in res["figures"]["imgfind_targets"]],
-        note=None if max(sizes) >= 1_000_000 else
-        "targets are defined at 1M vectors; this run is smaller, so they are indicative only"))
+    res["figures"]["imgfind_targets"] = targets(res["figures"], max(sizes))
+    res["tables"].append(targets_table(res["figures"], max(sizes)))
     return res
+
+
+def _size_label(n: int) -> str:
+    return f"{n // 1_000_000}M" if n % 1_000_000 == 0 else (
+        f"{n // 1000}k" if n % 1000 == 0 else str(n))
 
 
 def best_at_recall(settings: list[dict], key: str = "all",
@@ -98,7 +110,7 @@ def best_at_recall(settings: list[dict], key: str = "all",
     return min(ok, key=lambda s: s[key]["p50_ms"]) if ok else None
 
 
-def _tables(n: int, per: dict[str, Any], sysinfo: dict[str, Any]) -> list[dict]:
+def size_tables(n: int, per: dict[str, Any], sysinfo: dict[str, Any]) -> list[dict]:
     foot, curve, filt, errors = [], [], [], []
     for name, r in per.items():
         if "error" in r and "build" not in r:
@@ -126,7 +138,9 @@ def _tables(n: int, per: dict[str, Any], sysinfo: dict[str, Any]) -> list[dict]:
         table(f"Insert, memory, disk, cold open (n={n:,})",
               ["system", "insert rows/s", "index build s", "build peak RSS MB",
                "search peak RSS MB", "disk MB", "cold open+1st query s", "delete check"], foot,
-              note="insert rows/s counts the put/add calls only; index build is separate. "
+              note="insert rows/s counts the put/add calls only; index build is separate and "
+                   "includes imgfind's two SQLite field indexes (index_field on group and "
+                   "bucket) and LanceDB's two BITMAP scalar indexes on the same fields. "
                    "RSS is each system's own process (numbers include Python + numpy)."),
         table(f"Recall@10 vs single-query latency (n={n:,})",
               ["system", "setting", "recall@10", "p50 ms", "p99 ms"], curve),
@@ -142,29 +156,44 @@ def _tables(n: int, per: dict[str, Any], sysinfo: dict[str, Any]) -> list[dict]:
     return out
 
 
-def _targets(res: dict[str, Any], n: int) -> list[dict]:
-    r = res["figures"]["sizes"].get(str(n), {}).get("imgfind", {})
+def default_setting(settings: list[dict]) -> dict:
+    """The setting a user gets without tuning (imgfind: the store's own nprobe)."""
+    return next((s for s in settings if s["label"].startswith("default")), settings[0])
+
+
+def targets(figures: dict[str, Any], n: int) -> list[dict]:
+    """imgfind's store targets at size ``n``, judged at the store's default setting.
+
+    The default is what a user gets: the store has no public nprobe knob, so the
+    other curve points are shown, not used for pass/fail.
+    """
+    r = figures["sizes"].get(str(n), {}).get("imgfind", {})
     s = r.get("search")
     if not s:
-        why = res["figures"]["unavailable"].get("imgfind") or r.get("error", "not run")
+        why = figures["unavailable"].get("imgfind") or r.get("error", "not run")
         return [{"target": "imgfind store measured", "measured": why, "pass": False}]
-    best = best_at_recall(s["settings"])
-    fbest = best_at_recall(s["settings"], "bucket")
+    d = default_setting(s["settings"])
+    a, b = d["all"], d["bucket"]
     return [
         {"target": "p50 <= 2 ms at recall@10 >= 0.95",
-         "measured": (f"{best['all']['p50_ms']:.2f} ms at recall {best['all']['recall']:.3f} "
-                      f"({best['label']})") if best else
-         f"recall never reached 0.95 (max {max(x['all']['recall'] for x in s['settings']):.3f})",
-         "pass": bool(best and best["all"]["p50_ms"] <= 2.0)},
+         "measured": f"{a['p50_ms']:.2f} ms p50 at recall {a['recall']:.3f} ({d['label']})",
+         "pass": a["recall"] >= TARGET_RECALL and a["p50_ms"] <= 2.0},
         {"target": "1% filter: recall@10 >= 0.95 and p50 <= 20 ms",
-         "measured": (f"recall {fbest['bucket']['recall']:.3f}, p50 "
-                      f"{fbest['bucket']['p50_ms']:.2f} ms ({fbest['label']})") if fbest else
-         "recall never reached 0.95",
-         "pass": bool(fbest and fbest["bucket"]["p50_ms"] <= 20.0)},
+         "measured": f"recall {b['recall']:.3f}, p50 {b['p50_ms']:.2f} ms ({d['label']})",
+         "pass": b["recall"] >= TARGET_RECALL and b["p50_ms"] <= 20.0},
         {"target": "opened-for-search RSS <= 1.2 GB",
-         "measured": f"{s['search_rss_mb']:.0f} MB",
+         "measured": f"{s['search_rss_mb']:.0f} MB peak (after open: {s['open_rss_mb']:.0f} MB)",
          "pass": s["search_rss_mb"] <= 1200},
         {"target": "deleted ids never returned",
          "measured": f"{s['delete']['violations']} violations in {s['delete']['queries']} "
                      "queries", "pass": s["delete"]["ok"]},
     ]
+
+
+def targets_table(figures: dict[str, Any], n: int) -> dict:
+    return table(
+        f"imgfind acceptance targets (measured at n={n:,}, default setting)",
+        ["target", "measured", "pass"],
+        [[t["target"], t["measured"], t["pass"]] for t in targets(figures, n)],
+        note=None if n >= 1_000_000 else
+        "targets are defined at 1M vectors; this run is smaller, so they are indicative only")
