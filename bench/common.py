@@ -95,6 +95,8 @@ def new_result(suite: str, quick: bool, params: dict[str, Any]) -> dict[str, Any
         "date": _dt.date.today().isoformat(),
         "started": _dt.datetime.now().isoformat(timespec="seconds"),
         "quick": quick,
+        # 1/5/15-min load averages: above the core count, something else shared the CPUs
+        "load_start": list(os.getloadavg()),
         "machine": machine_facts(),
         "versions": library_versions(),
         "params": params,
@@ -125,6 +127,7 @@ def save_result(res: dict[str, Any], out: Path) -> Path:
     """Write ``res`` as JSON (with its duration) and return the file path."""
     res = dict(res)
     res["duration_s"] = round(time.perf_counter() - res.pop("_t0"), 1)
+    res["load_end"] = list(os.getloadavg())
     res["versions"] = library_versions()  # peers may have been imported since the start
     out.mkdir(parents=True, exist_ok=True)
     path = result_path(out, res["suite"], res["date"], res["quick"], res.get("file_tag", ""))

@@ -13,8 +13,14 @@ import pytest
 from PIL import Image
 
 import imgfind
-from imgfind.errors import (AlreadyExists, InvalidFilter, InvalidImage, InvalidInput,
-                            ModelMismatch, NotFound)
+from imgfind.errors import (
+    AlreadyExists,
+    InvalidFilter,
+    InvalidImage,
+    InvalidInput,
+    ModelMismatch,
+    NotFound,
+)
 
 from .conftest import real_photos
 

@@ -11,8 +11,18 @@ from .api import Collection, Library, open
 from .errors import ImgfindError
 from .types import DuplicateGroup, Hit, IndexReport, Item, Result
 
-__all__ = ["open", "Library", "Collection", "Client", "Hit", "Item", "Result", "IndexReport",
-           "DuplicateGroup", "ImgfindError"]
+__all__ = [
+    "Client",
+    "Collection",
+    "DuplicateGroup",
+    "Hit",
+    "ImgfindError",
+    "IndexReport",
+    "Item",
+    "Library",
+    "Result",
+    "open",
+]
 __version__ = "0.1.0"
 
 

@@ -17,9 +17,9 @@ import os
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -27,16 +27,15 @@ from PIL import Image
 from . import imageio, indexer, sources
 from .embedders import load_embedder
 from .embedders.base import Embedder, l2_normalize
-from .errors import (ImgfindError, InvalidInput, ModelMismatch, NotFound, SourceError,
-                     from_code)
+from .errors import ImgfindError, InvalidInput, ModelMismatch, NotFound, SourceError, from_code
 from .stores import open_backend
 from .stores.base import CollectionInfo, CollectionStore, Record
 from .types import DuplicateGroup, Hit, IndexReport, Item, Result
 
 #: What an image argument may be: a path, an http(s) URL, raw bytes or a PIL image.
-ImageLike = Union[str, Path, bytes, Image.Image]
+ImageLike = str | Path | bytes | Image.Image
 #: What a query may be: an ImageLike, a text string, or a vector.
-QueryLike = Union[str, Path, bytes, Image.Image, np.ndarray]
+QueryLike = str | Path | bytes | Image.Image | np.ndarray
 
 DEFAULT_HOME = "~/.imgfind"
 DEFAULT_COLLECTION = "default"
@@ -205,7 +204,8 @@ class Collection:
 
         Files are referenced in place; URLs, bytes and PIL images are stored.
 
-        >>> col.insert("https://example.com/dog.jpg", metadata={"breed": "labrador"})  # doctest: +SKIP
+        >>> col.insert("https://example.com/dog.jpg",
+        ...            metadata={"breed": "labrador"})                 # doctest: +SKIP
         '3f9c0e1d2a4b5c6d'
         """
         result = self.insert_batch([{"image": image, "metadata": metadata, "id": id}])[0]
@@ -496,7 +496,7 @@ class Collection:
 # -- helpers --------------------------------------------------------------
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _check_k(k: int) -> int:

@@ -16,7 +16,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -32,11 +32,11 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=N
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 4096)
 err = Console(stderr=True)
 
-HomeOpt = Annotated[Optional[Path], typer.Option(
+HomeOpt = Annotated[Path | None, typer.Option(
     "--home", envvar="IMGFIND_HOME", help="Library folder (default ~/.imgfind).")]
-CollectionOpt = Annotated[Optional[str], typer.Option(
+CollectionOpt = Annotated[str | None, typer.Option(
     "--collection", "-c", help="Collection name (default 'default').")]
-ModelPathOpt = Annotated[Optional[Path], typer.Option(
+ModelPathOpt = Annotated[Path | None, typer.Option(
     "--model-path", envvar="IMGFIND_MODEL_PATH",
     help="Local model folder (ONNX CLIP layout); needed offline.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
@@ -102,14 +102,14 @@ def index(ctx: typer.Context,
           paths: Annotated[list[str], typer.Argument(
               help="Folders, files, globs, http(s) URLs, CSVs or archives.")],
           home: HomeOpt = None, collection: CollectionOpt = None, model_path: ModelPathOpt = None,
-          model: Annotated[Optional[str], typer.Option(
+          model: Annotated[str | None, typer.Option(
               help="Model preset for a new collection (see `imgfind models`).")] = None,
           no_recursive: Annotated[bool, typer.Option("--no-recursive")] = False,
           keep_duplicates: Annotated[bool, typer.Option(
               "--keep-duplicates", help="Index exact copies too.")] = False,
           keep_missing: Annotated[bool, typer.Option(
               "--keep-missing", help="Keep items whose files are gone.")] = False,
-          workers: Annotated[Optional[int], typer.Option(help="Decode processes.")] = None,
+          workers: Annotated[int | None, typer.Option(help="Decode processes.")] = None,
           as_json: JsonOpt = False) -> None:
     """Index images; re-running only processes new or changed files."""
     col = _settings(ctx).collection(home, collection, model_path, create=True, model=model)
@@ -133,14 +133,14 @@ def index(ctx: typer.Context,
 
 @app.command()
 def search(ctx: typer.Context,
-           text: Annotated[Optional[str], typer.Argument(help="What to look for, in words.")]
+           text: Annotated[str | None, typer.Argument(help="What to look for, in words.")]
            = None,
-           image: Annotated[Optional[str], typer.Option(
+           image: Annotated[str | None, typer.Option(
                "--image", "-i", help="Search by an image file or http(s) URL.")] = None,
-           like: Annotated[Optional[str], typer.Option(
+           like: Annotated[str | None, typer.Option(
                help="Search by an item already in the collection (its id).")] = None,
            k: Annotated[int, typer.Option("-k", "--k", help="How many hits.")] = 10,
-           where: Annotated[Optional[str], typer.Option(
+           where: Annotated[str | None, typer.Option(
                help='Metadata filter as JSON, e.g. \'{"format": "JPEG"}\'.')] = None,
            home: HomeOpt = None, collection: CollectionOpt = None,
            model_path: ModelPathOpt = None, as_json: JsonOpt = False) -> None:
@@ -180,9 +180,10 @@ def _hits_table(hits: list) -> None:
 
 @app.command("text")
 def text_search(ctx: typer.Context,
-                query: Annotated[str, typer.Argument(help="Words to find in paths, metadata, EXIF.")],
+                query: Annotated[str, typer.Argument(
+                    help="Words to find in paths, metadata, EXIF.")],
                 k: Annotated[int, typer.Option("-k", "--k")] = 10,
-                where: Annotated[Optional[str], typer.Option()] = None,
+                where: Annotated[str | None, typer.Option()] = None,
                 home: HomeOpt = None, collection: CollectionOpt = None,
                 as_json: JsonOpt = False) -> None:
     """Full-text search over file paths, user metadata and EXIF (not pixels)."""
@@ -271,7 +272,7 @@ def collections(ctx: typer.Context, home: HomeOpt = None, as_json: JsonOpt = Fal
 
 @app.command()
 def create(ctx: typer.Context, name: Annotated[str, typer.Argument()],
-           model: Annotated[Optional[str], typer.Option(
+           model: Annotated[str | None, typer.Option(
                help="Model preset or 'phash' (see `imgfind models`).")] = None,
            home: HomeOpt = None, model_path: ModelPathOpt = None) -> None:
     """Create an empty collection bound to a model."""
@@ -379,11 +380,11 @@ def serve(ctx: typer.Context, home: HomeOpt = None, model_path: ModelPathOpt = N
           host: Annotated[str, typer.Option(help="Interface to bind; 0.0.0.0 exposes it.")]
           = "127.0.0.1",
           port: Annotated[int, typer.Option()] = 8000,
-          api_key: Annotated[Optional[str], typer.Option(
+          api_key: Annotated[str | None, typer.Option(
               envvar="IMGFIND_API_KEY", help="Require this bearer key for writes.")] = None,
           protect_reads: Annotated[bool, typer.Option(
               "--protect-reads", help="Require the API key for reads too.")] = False,
-          allow_path: Annotated[Optional[list[Path]], typer.Option(
+          allow_path: Annotated[list[Path] | None, typer.Option(
               "--allow-path", help="Server-side folder callers may index from (repeat).")]
           = None,
           allow_private_urls: Annotated[bool, typer.Option(

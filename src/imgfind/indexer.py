@@ -261,8 +261,13 @@ def index(store: CollectionStore, embedder: Embedder, targets: Iterable[str | Pa
 def _with_bar(pipeline: Pipeline, todo: list[Source], keep_ids: dict[str, str],
               skip_duplicates: bool, progress: ProgressCallback | None,
               cancel: threading.Event | None) -> IndexReport:
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     with Progress(TextColumn("indexing"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),

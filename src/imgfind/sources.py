@@ -478,10 +478,10 @@ def fetch_url(
     status, network failure, too slow, too many redirects) or
     :class:`~imgfind.errors.ImageTooLarge`.
 
-    >>> fetch_url("file:///etc/passwd")
+    >>> fetch_url("file:///etc/passwd")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    imgfind.errors.SourceError: refusing to fetch file:///etc/passwd: only http and https URLs are allowed
+    imgfind.errors.SourceError: refusing to fetch file:///etc/passwd: only http and https ...
     """
 
     _check_scheme(url)

@@ -209,7 +209,8 @@ class ClipPreprocessor:
         if self.resize_mode == "squash":
             new_w = new_h = size
         elif w <= h:
-            # Same arithmetic as Hugging Face / torchvision: short side -> size, long side truncated.
+            # Same arithmetic as Hugging Face / torchvision: short side -> size,
+            # long side truncated.
             new_w, new_h = size, int(size * h / w)
         else:
             new_w, new_h = int(size * w / h), size

@@ -38,7 +38,8 @@ ImageNet top-1 (74.4 vs 76.0) but is better on the 38-dataset average, which
 includes retrieval (63.7 vs 62.3), with an image tower of 36M instead of 93M
 parameters, a text tower of 63M instead of 110M (Apple: the whole model 2.3x
 faster and 2.1x smaller than SigLIP's ViT-B/16), and 512-d instead of 768-d
-vectors (a third less memory and search work per image). Against models of about its cost it is far ahead: +6 points
+vectors (a third less memory and search work per image). Against models of
+about its cost it is far ahead: +6 points
 over ViT-B-16__openai (68.3), +8 to +11 over the ViT-B-32 models. Its tokenizer
 is OpenAI CLIP's BPE, which the offline test suite checks token for token.
 Pick ``MobileCLIP-S0__datacompdr`` when indexing speed matters most (slow CPUs,

@@ -526,7 +526,8 @@ class SQLiteStore:
         return out
 
     def source_states(self, prefix: str | None = None) -> dict[str, SourceState]:
-        """source -> state (``file.mtime_ns``, ``file.size``, sha256) for sources under ``prefix``."""
+        """source -> state (``file.mtime_ns``, ``file.size``, sha256) for sources under
+        ``prefix``."""
         sql = ("SELECT source, id, json_extract(file, '$.mtime_ns'), "
                "json_extract(file, '$.size'), sha256 FROM items")
         params: list[Any] = []

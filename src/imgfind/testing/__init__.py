@@ -197,7 +197,8 @@ def make_model(path: str | Path, size: str = "tiny", *, seed: int = 0,
     pad_token = "<|endoftext|>" if layout == "immich" else "!"
     torch.manual_seed(seed)
     config = CLIPConfig(
-        text_config=dict(spec["text"], vocab_size=VOCAB_SIZE, max_position_embeddings=CONTEXT_LENGTH,
+        text_config=dict(spec["text"], vocab_size=VOCAB_SIZE,
+                         max_position_embeddings=CONTEXT_LENGTH,
                          bos_token_id=49406, eos_token_id=49407,
                          pad_token_id=clip_vocab()[0][pad_token]),
         vision_config=vision,
