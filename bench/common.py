@@ -88,6 +88,53 @@ def library_versions(extra: Sequence[str] = ()) -> dict[str, str]:
     return out
 
 
+class CpuWatch:
+    """How much of the machine's CPU other processes used while a suite ran.
+
+    Busy CPU time of the whole machine (/proc/stat) minus that of this process
+    and its children (waited-for ones through ``os.times``, live ones through
+    psutil). A share near 0 means the figures were taken on a quiet machine.
+    """
+
+    def __init__(self) -> None:
+        self.t0 = time.monotonic()
+        self.busy0 = self._machine_busy()
+        self.own0 = self._own()
+
+    @staticmethod
+    def _machine_busy() -> float:
+        f = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+        v = [float(x) for x in f]
+        idle = v[3] + (v[4] if len(v) > 4 else 0.0)  # idle + iowait
+        return (sum(v[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+    @staticmethod
+    def _own() -> float:
+        t = os.times()
+        own = t.user + t.system + t.children_user + t.children_system
+        try:
+            import psutil
+
+            for c in psutil.Process().children(recursive=True):
+                try:
+                    ct = c.cpu_times()
+                    own += ct.user + ct.system
+                except psutil.Error:
+                    pass
+        except ImportError:
+            pass
+        return own
+
+    def result(self) -> dict[str, float]:
+        wall = time.monotonic() - self.t0
+        busy = self._machine_busy() - self.busy0
+        own = self._own() - self.own0
+        cap = wall * (os.cpu_count() or 1)
+        return {"wall_s": round(wall, 1), "own_cpu_s": round(own, 1),
+                "other_cpu_s": round(max(0.0, busy - own), 1),
+                "other_cpu_share": round(max(0.0, busy - own) / cap, 3) if cap else 0.0}
+
+
 def new_result(suite: str, quick: bool, params: dict[str, Any]) -> dict[str, Any]:
     """An empty result document for ``suite`` stamped with machine facts and start time."""
     return {
@@ -104,6 +151,7 @@ def new_result(suite: str, quick: bool, params: dict[str, Any]) -> dict[str, Any
         "tables": [],
         "notes": [],
         "_t0": time.perf_counter(),
+        "_cpu": CpuWatch(),
     }
 
 
@@ -128,6 +176,7 @@ def save_result(res: dict[str, Any], out: Path) -> Path:
     res = dict(res)
     res["duration_s"] = round(time.perf_counter() - res.pop("_t0"), 1)
     res["load_end"] = list(os.getloadavg())
+    res["cpu_contention"] = res.pop("_cpu").result()
     res["versions"] = library_versions()  # peers may have been imported since the start
     out.mkdir(parents=True, exist_ok=True)
     path = result_path(out, res["suite"], res["date"], res["quick"], res.get("file_tag", ""))

@@ -91,6 +91,7 @@ def merge_store(parts: list[dict[str, Any]]) -> dict[str, Any]:
             "params": {**last["params"], "sizes": [int(n) for n in sizes],
                        "runs": [r["params"] for r in parts]},
             "_file": ", ".join(r["_file"] for r in parts), "_files": [r["_file"] for r in parts],
+            "_contention": [r.get("cpu_contention") for r in parts],
             "duration_s": sum(r.get("duration_s", 0) for r in parts)}
 
 
@@ -272,14 +273,17 @@ def write_report(out: Path, docs: Path) -> Path:
         md += ["## Machine", "", f"- CPU: {machine['cpu']} ({machine['cores']} cores)",
                f"- RAM: {machine['ram_gib']} GiB", f"- OS: {machine['os']}",
                f"- Python: {machine['python']}", ""]
-    md += ["## Results in this report", "", "| suite | file | mode | date | duration |",
-           "|---|---|---|---|---|"]
+    md += ["## Results in this report", "",
+           ("`other CPU` is the share of the machine's CPU time that processes other than the "
+            "benchmark used during the run (0 = a quiet machine)."), "",
+           "| suite | file | mode | date | duration | other CPU |",
+           "|---|---|---|---|---|---|"]
     for s in SUITES:
         if s in results:
             r = results[s]
             files = ", ".join(f"`{f}`" for f in r["_files"])
             md.append(f"| {s} | {files} | {'quick' if r['quick'] else 'full'} | "
-                      f"{r['date']} | {r.get('duration_s', 0):.0f} s |")
+                      f"{r['date']} | {r.get('duration_s', 0):.0f} s | {_contention(r)} |")
     md.append("")
     if any(r["quick"] for r in results.values()):
         md += [("> Rows from **quick** runs use small sizes on a machine shared with other "
@@ -316,6 +320,12 @@ def write_report(out: Path, docs: Path) -> Path:
     path = docs / "benchmarks.md"
     path.write_text("\n".join(md))
     return path
+
+
+def _contention(r: dict[str, Any]) -> str:
+    shares = [c["other_cpu_share"] for c in r.get("_contention", [r.get("cpu_contention")])
+              if c]
+    return " / ".join(f"{100 * x:.0f}%" for x in shares) if shares else "not recorded"
 
 
 def _short_params(p: dict[str, Any]) -> dict[str, Any]:
