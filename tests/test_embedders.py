@@ -419,6 +419,7 @@ def test_transformers_js_batches_and_padding(tjs: OnnxClipEmbedder,
 def test_padding_is_trimmed_only_when_exact(tjs: OnnxClipEmbedder, clip: OnnxClipEmbedder,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     texts = ["a dog", "a man riding a bicycle down a busy street at night"]
+    tjs.embed_texts(["the first query runs at full length and decides nothing"])
     trimmed = tjs.embed_texts(texts)
     assert tjs._trim  # causal CLIP tower with a dynamic sequence axis
     monkeypatch.setattr(tjs, "_trim", False)

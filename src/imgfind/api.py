@@ -92,13 +92,17 @@ class Library:
             self._open.clear()
             self.backend.close()
 
-    def embedder(self, model: str | None = None, model_path: str | None = None) -> Embedder:
-        """The (cached) embedder for a model name or a local model folder."""
+    def embedder(self, model: str | None = None, model_path: str | None = None, *,
+                 dim: int | None = None) -> Embedder:
+        """The (cached) embedder for a model name or a local model folder.
+
+        ``dim``, when known, spares loading the image tower just to learn the width.
+        """
         key = (model, model_path)
         with self._lock:
             if key not in self._embedders:
                 self._embedders[key] = load_embedder(model, model_path=model_path,
-                                                     threads=self.threads)
+                                                     threads=self.threads, dim=dim)
             return self._embedders[key]
 
     def create_collection(self, name: str, model: str | None = None, *,
@@ -182,7 +186,7 @@ class Collection:
                 else None
             if path is None and self.library.model_path and info.model != "phash":
                 path = self.library.model_path
-            emb = self.library.embedder(None if path else info.model, path)
+            emb = self.library.embedder(None if path else info.model, path, dim=info.dim)
             if emb.name != info.model or emb.dim != info.dim:
                 raise ModelMismatch(
                     f"collection {info.name!r} was built with model {info.model!r} "
@@ -429,6 +433,12 @@ class Collection:
         if texts:
             if not self.embedder.supports_text:
                 raise InvalidInput(f"model {self.model!r} has no text tower: search by image")
+            warm = getattr(self.embedder, "warm_text", None)
+            loading = warm() if warm is not None else None
+            if loading is not None:
+                # Cold start: load the text tower and the vector index at the same time.
+                self.store.index_info()
+                loading.join()
             for (i, _), v in zip(texts, self.embedder.embed_texts([t for _, t in texts])):
                 out[i] = v
         if images:

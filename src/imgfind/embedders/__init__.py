@@ -25,7 +25,7 @@ MODEL_PATH_ENV = "IMGFIND_MODEL_PATH"
 
 
 def load_embedder(model: str | None = None, *, model_path: str | Path | None = None,
-                  threads: int | None = None) -> Embedder:
+                  threads: int | None = None, dim: int | None = None) -> Embedder:
     """Load an embedder.
 
     * ``model="phash"``: the perceptual hash (no weights, no text);
@@ -39,6 +39,8 @@ def load_embedder(model: str | None = None, *, model_path: str | Path | None = N
       downloaded into it.
 
     ``threads`` sets ONNX Runtime's intra-op threads (default: every core).
+    ``dim`` is the expected vector width when known (a collection's), which
+    spares loading the image tower to learn it when the folder does not say.
     Raises ``ModelUnavailable`` when the model cannot be found or downloaded.
 
     >>> load_embedder("phash").name
@@ -49,9 +51,9 @@ def load_embedder(model: str | None = None, *, model_path: str | Path | None = N
     if model == "phash":
         return PHashEmbedder()
     if model_path:
-        return OnnxClipEmbedder(model_path, name=model, threads=threads)
+        return OnnxClipEmbedder(model_path, name=model, threads=threads, dim=dim)
     env_path = os.environ.get(MODEL_PATH_ENV)
     if env_path and (model is None or model == folder_name(env_path)):
-        return OnnxClipEmbedder(env_path, threads=threads)
+        return OnnxClipEmbedder(env_path, threads=threads, dim=dim)
     name, folder = fetch(model or DEFAULT_MODEL)
-    return OnnxClipEmbedder(folder, name=name, threads=threads)
+    return OnnxClipEmbedder(folder, name=name, threads=threads, dim=dim)

@@ -89,7 +89,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..errors import InvalidInput, ModelUnavailable
+from ..errors import InvalidInput, ModelMismatch, ModelUnavailable
 from .base import l2_normalize
 
 _RESAMPLING = {r.name.lower(): r for r in Image.Resampling}
@@ -436,7 +436,7 @@ class OnnxClipEmbedder:
 
     def __init__(self, model_dir: str | Path, *, name: str | None = None,
                  threads: int | None = None, providers: Sequence[str] | None = None,
-                 batch_size: int = 32):
+                 batch_size: int = 32, dim: int | None = None):
         self.model_dir = check_model_dir(model_dir).resolve()
         self.layout = detect_layout(self.model_dir)
         self.config = _read_json(self.model_dir / "config.json")
@@ -456,7 +456,9 @@ class OnnxClipEmbedder:
         # Towers load on first use: a text query never pays for the image tower.
         self._visual_tower: _Tower | None = None
         self._visual_lock = threading.Lock()
-        dim = self.config.get("embed_dim") or self.config.get("projection_dim")
+        # ``dim`` is a hint from a collection that already knows its vectors' width:
+        # it spares loading the image tower just to learn it (every output is checked).
+        dim = self.config.get("embed_dim") or self.config.get("projection_dim") or dim
         if not dim:
             dim = self._visual.out_dim
         if not dim:
@@ -468,7 +470,9 @@ class OnnxClipEmbedder:
 
         self.context_length, self._canonicalize = self._text_settings()
         self._text: _Tower | None = None
-        self._trim = False
+        self._text_queries = 0
+        #: whether padding may be dropped: None until a second query asks (see _trimming_is_exact)
+        self._trim: bool | None = False
         self._tokenizer: Any = None
         self._text_lock = threading.RLock()  # _load_text re-enters via _encode
 
@@ -525,7 +529,13 @@ class OnnxClipEmbedder:
         if len(batch) == 0:
             return np.zeros((0, self.dim), np.float32)
         feeds = {self._visual.inputs[0].name: batch.astype(self._visual.dtype, copy=False)}
-        return l2_normalize(self._visual.run(feeds, self.batch_size))
+        return self._checked(l2_normalize(self._visual.run(feeds, self.batch_size)))
+
+    def _checked(self, vectors: np.ndarray) -> np.ndarray:
+        if vectors.shape[-1] != self.dim:
+            raise ModelMismatch(f"model {self.name!r} produced {vectors.shape[-1]}-d vectors, "
+                                f"expected {self.dim}-d; is this the collection's model folder?")
+        return vectors
 
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Preprocess + embed; (N, dim) float32 unit vectors."""
@@ -545,8 +555,20 @@ class OnnxClipEmbedder:
                     self.context_length = tower.fixed_length
                 self._tokenizer = self._make_tokenizer()
                 self._text = tower
-                self._trim = tower.fixed_length is None and self._trimming_is_exact()
+                # Decided on the second query: a one-off query (the CLI) skips the probe.
+                self._trim = None if tower.fixed_length is None else False
             return self._text
+
+    def warm_text(self) -> threading.Thread | None:
+        """Start loading the text tower in the background (ONNX Runtime releases the
+        GIL), so a caller can open its index meanwhile; join the thread to wait.
+        None when it is loaded already."""
+        if self._text is not None:
+            return None
+        thread = threading.Thread(target=self._load_text, name="imgfind-text-warm",
+                                  daemon=True)
+        thread.start()
+        return thread
 
     def _trimming_is_exact(self) -> bool:
         """Whether dropping the padding leaves text vectors unchanged.
@@ -570,7 +592,7 @@ class OnnxClipEmbedder:
         for inp in tower.inputs:
             dtype = _ONNX_DTYPES.get(inp.type, np.int64)
             feeds[inp.name] = (mask if inp.name == "attention_mask" else ids).astype(dtype)
-        return l2_normalize(tower.run(feeds, self.batch_size))
+        return self._checked(l2_normalize(tower.run(feeds, self.batch_size)))
 
     def _make_tokenizer(self) -> Any:
         from tokenizers import Tokenizer
@@ -625,6 +647,11 @@ class OnnxClipEmbedder:
             return np.zeros((0, self.dim), np.float32)
         self._load_text()
         ids, mask = self._encode(texts)
+        if self._trim is None and self._text_queries:
+            with self._text_lock:
+                if self._trim is None:
+                    self._trim = self._trimming_is_exact()
+        self._text_queries += 1
         if self._trim:
             n = int(mask.sum(axis=1).max())
             ids, mask = ids[:, :n], mask[:, :n]
