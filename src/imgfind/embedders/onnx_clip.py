@@ -75,6 +75,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -565,8 +566,11 @@ class OnnxClipEmbedder:
         None when it is loaded already."""
         if self._text is not None:
             return None
-        thread = threading.Thread(target=self._load_text, name="imgfind-text-warm",
-                                  daemon=True)
+        def load() -> None:
+            with contextlib.suppress(Exception):  # the caller's own load raises it again
+                self._load_text()
+
+        thread = threading.Thread(target=load, name="imgfind-text-warm", daemon=True)
         thread.start()
         return thread
 
