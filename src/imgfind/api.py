@@ -334,7 +334,7 @@ class Collection:
                               f"{e.strerror}; re-index its folder to refresh") from None
 
     def thumbnail(self, id: str) -> bytes:
-        """A small WebP preview of the item."""
+        """A small JPEG preview of the item (longest side 256 px)."""
         data = self.store.thumbnail(id)
         if data is None:
             raise NotFound(f"no item {id!r} in collection {self.name!r}")

@@ -281,7 +281,7 @@ class RemoteCollection:
         return self.client.request("GET", f"{self._base}/items/{_seg(id)}/image").content
 
     def thumbnail(self, id: str) -> bytes:
-        """A small WebP preview of the item."""
+        """A small JPEG preview of the item (longest side 256 px)."""
         return self.client.request("GET", f"{self._base}/items/{_seg(id)}/thumbnail").content
 
     def vector(self, id: str) -> np.ndarray:

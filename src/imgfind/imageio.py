@@ -322,7 +322,7 @@ def load_image(obj: bytes | str | Path | Image.Image, *, limits: Limits = Limits
 
 
 def thumbnail(img: Image.Image, size: int = 256) -> bytes:
-    """Encode a small WebP preview whose longest side is at most ``size``.
+    """Encode a small JPEG preview whose longest side is at most ``size``.
 
     >>> data = thumbnail(Image.new("RGB", (1000, 500)), 256)
     >>> Image.open(io.BytesIO(data)).size
@@ -333,9 +333,9 @@ def thumbnail(img: Image.Image, size: int = 256) -> bytes:
         thumb = img.copy()
     thumb.thumbnail((size, size), Image.Resampling.BICUBIC)
     out = io.BytesIO()
-    # method=2 encodes ~3x faster than the default 4 for ~3% more bytes
-    # (measured on 256 px photo thumbnails), and indexing makes one per image.
-    thumb.save(out, format="WEBP", quality=80, method=2)
+    # Indexing makes one per image on the same cores as the model: JPEG encodes
+    # 2.5x faster than WebP (1.6 vs 4.1 ms on 500x375 photos) for ~25% more bytes.
+    thumb.save(out, format="JPEG", quality=82)
     return out.getvalue()
 
 

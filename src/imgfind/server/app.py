@@ -375,7 +375,7 @@ def _api_router(library: Library, settings: Settings, jobs: JobManager) -> APIRo
                         headers={"X-Content-Type-Options": "nosniff"})
 
     @r.get(col_path + "/items/{item_id}/thumbnail", tags=["items"], dependencies=read,
-           summary="A small preview (WebP)", response_class=Response)
+           summary="A small preview (JPEG, 256 px)", response_class=Response)
     def get_thumbnail(c: str, item_id: str) -> Response:
         data = col(c).thumbnail(item_id)
         mime = "image/jpeg" if data[:2] == b"\xff\xd8" else "image/webp"

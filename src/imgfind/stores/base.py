@@ -40,7 +40,7 @@ class Record:
     format: str | None = None
     sha256: str | None = None
     taken: str | None = None        # ISO date-time the photo was taken (from EXIF), if known
-    thumbnail: bytes | None = None  # small WebP/JPEG for galleries
+    thumbnail: bytes | None = None  # small JPEG for galleries
     original: bytes | None = None   # kept only for URL / uploaded sources
 
 
