@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--systems", type=lambda s: s.split(","),
                     help="store: comma-separated subset of systems")
     ap.add_argument("--queries", type=int, help="store: number of held-out queries")
+    ap.add_argument("--timeout", type=float,
+                    help="store: seconds each build / search process may take (default grows "
+                         "with n); a system over it gets a 'timed out' row")
     ap.add_argument("--model-path", type=Path,
                     help="quality: model folder to evaluate (default: the bench's "
                          "random-weight ViT-B-32-shaped model)")
@@ -56,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     mod = importlib.import_module(SUITES[a.suite])
     kwargs = {"quick": a.quick}
     if a.suite == "store":
-        kwargs.update(sizes=a.sizes, systems=a.systems, queries=a.queries)
+        kwargs.update(sizes=a.sizes, systems=a.systems, queries=a.queries, timeout=a.timeout)
     if a.suite == "quality":
         kwargs.update(model_path=a.model_path, class_folder=a.class_folder,
                       allow_random=a.allow_random)

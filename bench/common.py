@@ -241,7 +241,17 @@ def percentiles_ms(seconds: Sequence[float]) -> dict[str, float]:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident set size of this process so far (Linux reports KiB)."""
+    """Peak resident set size of this process so far, in MiB.
+
+    Linux's VmHWM, not ``getrusage``'s ru_maxrss: the latter survives fork + exec,
+    so a worker started by a big parent would report the parent's peak as its own.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0   # kB
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 

@@ -273,6 +273,14 @@ def write_report(out: Path, docs: Path) -> Path:
         md += ["## Machine", "", f"- CPU: {machine['cpu']} ({machine['cores']} cores)",
                f"- RAM: {machine['ram_gib']} GiB", f"- OS: {machine['os']}",
                f"- Python: {machine['python']}", ""]
+    summary = targets_summary(results, latest_quick(out))
+    if summary:
+        md += ["## Targets", "", "| issue | target | measured | pass | command |",
+               "|---|---|---|---|---|"]
+        md += [f"| {i} | {t} | {m} | {'**pass**' if ok else '**FAIL**'} | `{c}` |"
+               for i, t, m, ok, c in summary]
+        md += ["", ("Store targets are judged at imgfind's default (self-tuned) setting; "
+                    "see the store suite below for the whole recall/latency curve."), ""]
     md += ["## Results in this report", "",
            ("`other CPU` is the share of the machine's CPU time that processes other than the "
             "benchmark used during the run (0 = a quiet machine)."), "",
@@ -320,6 +328,70 @@ def write_report(out: Path, docs: Path) -> Path:
     path = docs / "benchmarks.md"
     path.write_text("\n".join(md))
     return path
+
+
+def targets_summary(results: dict[str, dict[str, Any]], quick: dict[str, dict[str, Any]]
+                    ) -> list[list[Any]]:
+    """Every issue target as [issue, target, measured, pass, command], from the results."""
+    rows: list[list[Any]] = []
+    p = results.get("pipeline")
+    if p and not p.get("quick"):
+        f = p["figures"]["flickr"]
+        n = p["params"]["photos"]
+        rows += [
+            ["core", f"indexing {n} photos: imgfind >= 90% of model-only images/s",
+             f"{f['imgfind']['images_per_s']:.1f} vs {f['model_only']['images_per_s']:.1f} "
+             f"img/s = {100 * f['ratio_model']:.0f}%", f["ratio_model"] >= 0.9,
+             "python -m bench pipeline"],
+            ["core", f"indexing {n} photos: imgfind >= 2x a naive loop",
+             f"{f['imgfind']['images_per_s']:.1f} vs {f['naive']['images_per_s']:.1f} img/s "
+             f"= {f['ratio_naive']:.2f}x", f["ratio_naive"] >= 2.0, "python -m bench pipeline"]]
+    st = results.get("store")
+    if st:
+        big = max(int(n) for n in st["figures"]["sizes"])
+        cmd = next((c for c in _commands({"store": st}) if f"--sizes {big}" in c),
+                   "python -m bench store")
+        for t in st["figures"]["imgfind_targets"]:
+            rows.append(["core", f"store n={big:,}: {t['target']}", t["measured"], t["pass"],
+                         cmd])
+    c = results.get("cli")
+    if c and "layouts" in c["figures"]:
+        for layout, f in c["figures"]["layouts"].items():
+            rows.append(["core", f"cold `imgfind search \"text\"` on 10k items <= 1.0 s "
+                         f"({layout} layout)", f"{f['median_s']:.2f} s median",
+                         f["median_s"] <= 1.0, "python -m bench cli"])
+    sv = results.get("server")
+    if sv and "layouts" in sv["figures"]:
+        for layout, f in sv["figures"]["layouts"].items():
+            lat, thr = f["latency"], f["throughput"]
+            rows += [
+                ["server", f"warm REST text search p50 <= 30 ms ({layout} layout)",
+                 f"p50 {lat['p50_ms']:.1f} ms, p99 {lat['p99_ms']:.1f} ms",
+                 lat["p50_ms"] <= 30.0, "python -m bench server"],
+                ["server", f">= 40 queries/s with 8 clients ({layout} layout)",
+                 f"{thr['qps']:.1f} q/s, {thr['errors']} errors", thr["qps"] >= 40.0,
+                 "python -m bench server"]]
+    for s in ("store", "pipeline"):
+        q = quick.get(s)
+        if q:
+            rows.append(["bench", f"`python -m bench {s} --quick` < 5 min",
+                         f"{q.get('duration_s', 0):.0f} s", q.get("duration_s", 1e9) < 300,
+                         f"time python -m bench {s} --quick"])
+    return rows
+
+
+def latest_quick(out: Path) -> dict[str, dict[str, Any]]:
+    """suite -> newest --quick result."""
+    found: dict[str, dict[str, Any]] = {}
+    for p in sorted(out.glob("*.quick.json")):
+        try:
+            r = json.loads(p.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        cur = found.get(r.get("suite"))
+        if cur is None or r.get("started", "") > cur.get("started", ""):
+            found[r["suite"]] = r
+    return found
 
 
 def _contention(r: dict[str, Any]) -> str:

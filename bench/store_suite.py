@@ -42,7 +42,7 @@ def _unavailable(name: str) -> str | None:
 
 
 def run(quick: bool, sizes: list[int] | None = None, systems: list[str] | None = None,
-        queries: int | None = None) -> dict[str, Any]:
+        queries: int | None = None, timeout: float | None = None) -> dict[str, Any]:
     cfg = dict(QUICK if quick else FULL)
     sizes = sizes or cfg["sizes"]
     nq = queries or cfg["queries"]
@@ -71,17 +71,17 @@ def run(quick: bool, sizes: list[int] | None = None, systems: list[str] | None =
             log(f"{name}: build + search at n={n:,}")
             path = fresh_dir(CACHE / "store-runs" / f"{name}-{n}")
             # a 1M build of the slowest peers takes tens of minutes on 2 cores
-            timeout = 600 + n * (0.01 if n > 100_000 else 0.005)
+            limit = timeout or 600 + n * (0.01 if n > 100_000 else 0.005)
             t = time.perf_counter()
             b = run_json_subprocess(["bench.store_worker", name, "build", "--data",
-                                     str(ds.root), "--path", str(path)], timeout)
+                                     str(ds.root), "--path", str(path)], limit)
             build_wall = time.perf_counter() - t
             if "error" in b:
                 per[name] = {"error": f"build: {b['error']}", "build_wall_s": build_wall}
                 continue
             t = time.perf_counter()
             s = run_json_subprocess(["bench.store_worker", name, "search", "--data",
-                                     str(ds.root), "--path", str(path)], timeout)
+                                     str(ds.root), "--path", str(path)], limit)
             # wall time of each phase's process: what a run of this system costs here
             per[name] = {"build": b, "build_wall_s": build_wall,
                          "search_wall_s": time.perf_counter() - t,
