@@ -273,6 +273,17 @@ def write_report(out: Path, docs: Path) -> Path:
         md += ["## Machine", "", f"- CPU: {machine['cpu']} ({machine['cores']} cores)",
                f"- RAM: {machine['ram_gib']} GiB", f"- OS: {machine['os']}",
                f"- Python: {machine['python']}", ""]
+    md += ["## How to read these figures", "",
+           ("- One machine, 2 CPU cores, no GPU; every latency is one query at a time unless "
+            "stated. `other CPU` (below) shows whether anything else ran during a suite."),
+           ("- Models are random-weight ONNX exports with the real ViT-B-32 shapes, so speed is "
+            "the real model's and retrieval quality is meaningless (the quality suite skips "
+            "its retrieval metrics for them). Two text-tower layouts are measured where text "
+            "queries matter: **transformers.js** (dynamic sequence axis, as in public Optimum "
+            "exports such as Xenova/clip-vit-base-patch32; imgfind trims a query's padding) "
+            "and **immich** (fixed 77-token text tower)."),
+           ("- Store figures use synthetic clustered 512-d vectors (see the store suite); "
+            "peak RSS is each process's own high-water mark (VmHWM)."), ""]
     summary = targets_summary(results, latest_quick(out))
     if summary:
         md += ["## Targets", "", "| issue | target | measured | pass | command |",
