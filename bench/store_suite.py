@@ -93,8 +93,9 @@ def run(quick: bool, sizes: list[int] | None = None, systems: list[str] | None =
     if res["figures"]["unavailable"]:
         res["tables"].append(table("Systems not measured", ["system", "reason"],
                                    sorted(res["figures"]["unavailable"].items())))
-    res["figures"]["imgfind_targets"] = targets(res["figures"], max(sizes))
-    res["tables"].append(targets_table(res["figures"], max(sizes)))
+    if "imgfind" in names:  # a peers-only run has no targets of its own
+        res["figures"]["imgfind_targets"] = targets(res["figures"], max(sizes))
+        res["tables"].append(targets_table(res["figures"], max(sizes)))
     return res
 
 
