@@ -417,11 +417,11 @@ def _contention(r: dict[str, Any]) -> str:
 
 def _short_params(p: dict[str, Any]) -> dict[str, Any]:
     # the data description has its own paragraph; merged store runs list their own params
-    out = {k: v for k, v in p.items() if k not in ("data", "runs", "systems")}
-    if "runs" in p:
+    merged = isinstance(p.get("runs"), list)  # the cli suite's "runs" is a count
+    out = {k: v for k, v in p.items() if k != "data" and not (merged and k in ("runs",
+                                                                              "systems"))}
+    if merged:
         out["runs"] = [{"sizes": r["sizes"], "systems": r["systems"]} for r in p["runs"]]
-    elif "systems" in p:
-        out["systems"] = p["systems"]
     return out
 
 
