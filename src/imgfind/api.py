@@ -19,18 +19,21 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
-from . import imageio, indexer, sources
+from . import imageio, sources
 from .embedders import load_embedder
 from .embedders.base import Embedder, l2_normalize
 from .errors import ImgfindError, InvalidInput, ModelMismatch, NotFound, SourceError, from_code
 from .stores import open_backend
 from .stores.base import CollectionInfo, CollectionStore, Record
 from .types import DuplicateGroup, Hit, IndexReport, Item, Result
+
+if TYPE_CHECKING:  # the pipeline is imported on first write: searches start faster
+    from . import indexer
 
 #: What an image argument may be: a path, an http(s) URL, raw bytes or a PIL image.
 ImageLike = str | Path | bytes | Image.Image
@@ -297,6 +300,8 @@ class Collection:
         """
         if not targets:
             raise InvalidInput("add() needs at least one folder, file, glob, URL or CSV")
+        from . import indexer
+
         return indexer.index(self.store, self.embedder, targets, recursive=recursive,
                              skip_duplicates=skip_duplicates, remove_missing=remove_missing,
                              limits=self.library.limits, workers=workers,
@@ -466,6 +471,8 @@ class Collection:
 
     def _write(self, entries: list[dict[str, Any]], *, replace_only: bool) -> list[Result]:
         """Prepare, embed and store entries; per-item errors never fail the batch."""
+        from . import indexer
+
         emb = self.embedder
         job = indexer.PrepareJob(emb.preprocessor(), self.library.limits, indexer.draft_size(emb),
                                  allow_private_urls=self.library.allow_private_urls)

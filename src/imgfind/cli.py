@@ -64,6 +64,12 @@ class Settings:
                                          model_path=model_path or self.model_path)
         return lib.collection(name)
 
+    def close(self) -> None:
+        """Close the library: stores save their vector index, so the next run starts warm."""
+        if self._lib is not None:
+            self._lib.close()
+            self._lib = None
+
     @property
     def collection_name(self) -> str:
         return self.collection_opt or "default"
@@ -77,6 +83,7 @@ def _settings(ctx: typer.Context) -> Settings:
 def root(ctx: typer.Context, home: HomeOpt = None, collection: CollectionOpt = None,
          model_path: ModelPathOpt = None) -> None:
     ctx.obj = Settings(home, collection, model_path)
+    ctx.call_on_close(ctx.obj.close)
 
 
 def _print_json(data: Any) -> None:

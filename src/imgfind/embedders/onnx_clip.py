@@ -472,6 +472,8 @@ class OnnxClipEmbedder:
         self.context_length, self._canonicalize = self._text_settings()
         self._text: _Tower | None = None
         self._text_queries = 0
+        self._raw_tokenizer: Any = None
+        self._tokenizer_lock = threading.Lock()
         #: whether padding may be dropped: None until a second query asks (see _trimming_is_exact)
         self._trim: bool | None = False
         self._tokenizer: Any = None
@@ -572,6 +574,8 @@ class OnnxClipEmbedder:
 
         thread = threading.Thread(target=load, name="imgfind-text-warm", daemon=True)
         thread.start()
+        with contextlib.suppress(Exception):
+            self._read_tokenizer()  # parsed here while the session loads over there
         return thread
 
     def _trimming_is_exact(self) -> bool:
@@ -598,14 +602,22 @@ class OnnxClipEmbedder:
             feeds[inp.name] = (mask if inp.name == "attention_mask" else ids).astype(dtype)
         return self._checked(l2_normalize(tower.run(feeds, self.batch_size)))
 
-    def _make_tokenizer(self) -> Any:
+    def _read_tokenizer(self) -> Any:
+        """The parsed tokenizer.json (once); padding is set up by ``_make_tokenizer``."""
         from tokenizers import Tokenizer
 
+        with self._tokenizer_lock:
+            if self._raw_tokenizer is None:
+                path = self.model_dir / self.layout.tokenizer_dir / "tokenizer.json"
+                try:
+                    self._raw_tokenizer = Tokenizer.from_file(str(path))
+                except Exception as e:  # tokenizers raises a bare Exception on bad files
+                    raise ModelUnavailable(f"cannot read {path}: {e}") from e
+            return self._raw_tokenizer
+
+    def _make_tokenizer(self) -> Any:
         folder = self.model_dir / self.layout.tokenizer_dir
-        try:
-            tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
-        except Exception as e:  # tokenizers raises a bare Exception on bad files
-            raise ModelUnavailable(f"cannot read {folder / 'tokenizer.json'}: {e}") from e
+        tok = self._read_tokenizer()
         pad_token = None
         for fname in ("tokenizer_config.json", "special_tokens_map.json"):
             if (folder / fname).is_file():
