@@ -149,7 +149,39 @@ class Library:
             self.backend.drop(name)
 
 
-class Collection:
+class SingleItemCalls:
+    """``insert`` and ``update`` of one item in terms of the batch calls.
+
+    Shared by :class:`Collection` and the HTTP client's collection, so both turn a
+    failed item into the same typed error.
+    """
+
+    def insert(self, image: ImageLike, metadata: dict[str, Any] | None = None,
+               id: str | None = None) -> str:
+        """Embed and store one image; returns its id. Raises a typed error for bad input.
+
+        Files are referenced in place; URLs, bytes and PIL images are stored.
+
+        >>> col.insert("https://example.com/dog.jpg",
+        ...            metadata={"breed": "labrador"})                 # doctest: +SKIP
+        '3f9c0e1d2a4b5c6d'
+        """
+        result = self.insert_batch([{"image": image, "metadata": metadata, "id": id}])[0]
+        if result.error is not None:
+            raise from_code(result.code, result.error)
+        return result.id  # type: ignore[return-value]
+
+    def update(self, id: str, image: ImageLike | None = None,
+               metadata: dict[str, Any] | None = None, *, merge: bool = False) -> Item:
+        """Replace an item's image and/or its user metadata (``merge=True`` merges keys)."""
+        result = self.update_batch([{"id": id, "image": image, "metadata": metadata,
+                                     "merge": merge}])[0]
+        if result.error is not None:
+            raise from_code(result.code, result.error)
+        return self.get(id)
+
+
+class Collection(SingleItemCalls):
     """Images embedded with one model, with their metadata; search them any way.
 
     >>> col = imgfind.open().collection("default")                # doctest: +SKIP
@@ -205,21 +237,6 @@ class Collection:
         return self.count()
 
     # -- writes -----------------------------------------------------------
-    def insert(self, image: ImageLike, metadata: dict[str, Any] | None = None,
-               id: str | None = None) -> str:
-        """Embed and store one image; returns its id. Raises a typed error for bad input.
-
-        Files are referenced in place; URLs, bytes and PIL images are stored.
-
-        >>> col.insert("https://example.com/dog.jpg",
-        ...            metadata={"breed": "labrador"})                 # doctest: +SKIP
-        '3f9c0e1d2a4b5c6d'
-        """
-        result = self.insert_batch([{"image": image, "metadata": metadata, "id": id}])[0]
-        if result.error is not None:
-            raise from_code(result.code, result.error)
-        return result.id  # type: ignore[return-value]
-
     def insert_batch(self, items: Iterable[ImageLike | dict[str, Any]]) -> list[Result]:
         """Insert many images; one ``Result(id, error)`` per item, in order.
 
@@ -228,15 +245,6 @@ class Collection:
         """
         entries = [it if isinstance(it, dict) else {"image": it} for it in items]
         return self._write(entries, replace_only=False)
-
-    def update(self, id: str, image: ImageLike | None = None,
-               metadata: dict[str, Any] | None = None, *, merge: bool = False) -> Item:
-        """Replace an item's image and/or its user metadata (``merge=True`` merges keys)."""
-        result = self.update_batch([{"id": id, "image": image, "metadata": metadata,
-                                     "merge": merge}])[0]
-        if result.error is not None:
-            raise from_code(result.code, result.error)
-        return self.get(id)
 
     def update_batch(self, items: Iterable[dict[str, Any]]) -> list[Result]:
         """Update many items: dicts with ``id`` and ``image`` and/or ``metadata``."""

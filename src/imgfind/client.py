@@ -31,7 +31,7 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from .api import DEFAULT_COLLECTION, ImageLike, QueryLike, _classify, _to_source
+from .api import DEFAULT_COLLECTION, ImageLike, QueryLike, SingleItemCalls, _classify, _to_source
 from .errors import AlreadyExists, ImgfindError, InvalidInput, SourceError, from_code
 from .stores.base import CollectionInfo
 from .types import DuplicateGroup, Hit, IndexReport, Item, Result
@@ -136,7 +136,7 @@ class Client:
         return self.call("DELETE", f"/jobs/{_seg(job_id)}")
 
 
-class RemoteCollection:
+class RemoteCollection(SingleItemCalls):
     """A collection on an imgfind server; the same methods as :class:`imgfind.Collection`.
 
     >>> col = imgfind.Client().collection("default")                   # doctest: +SKIP
@@ -170,28 +170,11 @@ class RemoteCollection:
         return self.client.call(method, self._base + path, **kwargs)
 
     # -- writes -------------------------------------------------------------------------------
-    def insert(self, image: ImageLike, metadata: dict[str, Any] | None = None,
-               id: str | None = None) -> str:
-        """Upload and store one image; returns its id (see ``Collection.insert``)."""
-        result = self.insert_batch([{"image": image, "metadata": metadata, "id": id}])[0]
-        if result.error is not None:
-            raise from_code(result.code, result.error)
-        return result.id  # type: ignore[return-value]
-
     def insert_batch(self, items: Iterable[ImageLike | dict[str, Any]]) -> list[Result]:
         """Insert many images; one ``Result`` per item, in order (a bad item fails alone)."""
         entries = [it if isinstance(it, dict) else {"image": it} for it in items]
         return self._batched("/items/batch", entries, lambda e: {
             "metadata": e.get("metadata"), "id": e.get("id"), **_wire_image(e.get("image"))})
-
-    def update(self, id: str, image: ImageLike | None = None,
-               metadata: dict[str, Any] | None = None, *, merge: bool = False) -> Item:
-        """Replace an item's image and/or its user metadata (``merge=True`` merges keys)."""
-        result = self.update_batch([{"id": id, "image": image, "metadata": metadata,
-                                     "merge": merge}])[0]
-        if result.error is not None:
-            raise from_code(result.code, result.error)
-        return self.get(id)
 
     def update_batch(self, items: Iterable[dict[str, Any]]) -> list[Result]:
         """Update many items: dicts with ``id`` and ``image`` and/or ``metadata``."""
