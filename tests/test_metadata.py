@@ -15,7 +15,9 @@ from imgfind.errors import SourceError
 from imgfind.imageio import decode
 from imgfind.metadata import extract_exif, file_facts
 
-PHOTOS = sorted(Path("/work/shared/datasets/flickr8k-1k/images").glob("*.jpg"))
+from .conftest import FLICKR
+
+PHOTOS = sorted(FLICKR.glob("*.jpg"))
 pytestmark = pytest.mark.skipif(not PHOTOS, reason="flickr8k-1k photos not available")
 
 EXIF_IFD, GPS_IFD = 0x8769, 0x8825

@@ -26,7 +26,9 @@ from imgfind.sources import (
     split_archive_ref,
 )
 
-PHOTOS = sorted(Path("/work/shared/datasets/flickr8k-1k/images").glob("*.jpg"))
+from .conftest import FLICKR
+
+PHOTOS = sorted(FLICKR.glob("*.jpg"))
 pytestmark = pytest.mark.skipif(not PHOTOS, reason="flickr8k-1k photos not available")
 
 
