@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -236,17 +238,40 @@ def test_add_skips_exact_duplicates(col, tmp_path):
     assert r.indexed == 3
 
 
-def test_add_uses_worker_pool_for_many(col, tmp_path):
+def test_add_decodes_in_threads_and_keeps_source_order(col, tmp_path):
     folder = tmp_path / "many"
     folder.mkdir()
     for p in real_photos(40):
         os.symlink(p, folder / p.name)
     (folder / "zero.jpg").write_bytes(b"")
     seen = []
-    r = col.add(folder, show_progress=False, workers=2, progress=lambda d, t: seen.append((d, t)))
+    r = col.add(folder, show_progress=False, workers=3, progress=lambda d, t: seen.append((d, t)))
     assert r.indexed == 40 and len(r.errors) == 1
     assert seen[-1] == (41, 41)
+    # ids come back in the order the sources were walked, whatever thread decoded them
+    assert [Path(col.get(i).source).name for i in r.ids] == sorted(p.name for p in real_photos(40))
+    # each vector is its own photo's: searching by a photo finds that photo first
+    assert col.search(folder / real_photos(40)[7].name, k=1)[0].id == r.ids[7]
     assert col.check()["ok"]
+
+
+def test_add_from_a_script_without_main_guard(tmp_path, tiny_model_dir):
+    # A plain script calling add() must work: no spawned process pool re-importing it.
+    photo_dir = tmp_path / "photos"
+    photo_dir.mkdir()
+    for p in real_photos(30):
+        os.symlink(p, photo_dir / p.name)
+    script = tmp_path / "index_photos.py"
+    script.write_text(
+        "import imgfind, sys\n"
+        f"lib = imgfind.open({str(tmp_path / 'home')!r}, model_path={str(tiny_model_dir)!r})\n"
+        "col = lib.create_collection('default')\n"
+        f"r = col.add({str(photo_dir)!r}, show_progress=False)\n"
+        "print(r.indexed, len(r.errors))\n")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=120, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["30", "0"]
 
 
 def test_duplicates_groups(col, tmp_path):

@@ -340,6 +340,19 @@ def test_preprocessor_pickles_and_runs_in_worker_processes(clip: OnnxClipEmbedde
                                atol=1e-6)
 
 
+def test_two_step_preprocessing_equals_one_step(clip: OnnxClipEmbedder) -> None:
+    pre = clip.preprocessor()
+    images = photos(3)
+    compact = [pre.pixels(im) for im in images]
+    assert compact[0].dtype == np.uint8 and compact[0].shape == (224, 224, 3)
+    batch = pre.finish(np.stack(compact))
+    assert batch.dtype == np.float32 and batch.shape == (3, 3, 224, 224)
+    for im, row in zip(images, batch, strict=True):
+        np.testing.assert_array_equal(pre(im), row)
+    # not a no-op: normalization moved the values off the 0..255 scale
+    assert batch.min() < 0 < batch.max() < 5
+
+
 def test_squash_resize_mode() -> None:
     pre = ClipPreprocessor(64, [0.5] * 3, [0.5] * 3, "bilinear", "squash")
     left_red = Image.new("RGB", (300, 100), "blue")

@@ -510,7 +510,7 @@ class Collection(SingleItemCalls):
             except ImgfindError as err:
                 results[i] = _failed(err, item_id)
         if ready:
-            vectors = emb.embed_pixels(np.stack([p.pixels for _, p in ready]))
+            vectors = indexer.embed_prepared(emb, job.preprocessor, [p for _, p in ready])
             records: list[Record] = [p.to_record(v) for (_, p), v in zip(ready, vectors)]
             self.store.put(records)
             for (i, p), r in zip(ready, records):

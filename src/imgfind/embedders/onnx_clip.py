@@ -223,12 +223,31 @@ class ClipPreprocessor:
         left, top = (new_w - crop) // 2, (new_h - crop) // 2
         return image.crop((left, top, left + crop, top + crop))
 
-    def __call__(self, image: Image.Image) -> np.ndarray:
+    def pixels(self, image: Image.Image) -> np.ndarray:
+        """Resized and cropped uint8 (S, S, 3) pixels, not yet normalized."""
         if image.mode != "RGB":
             image = image.convert("RGB")
-        pixels = np.asarray(self.resize(image), dtype=np.float32) * np.float32(self.rescale)
-        pixels = (pixels - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
-        return np.ascontiguousarray(pixels.transpose(2, 0, 1))
+        return np.asarray(self.resize(image), dtype=np.uint8)
+
+    def finish(self, batch: np.ndarray) -> np.ndarray:
+        """(N, S, S, 3) uint8 from :meth:`pixels` -> (N, 3, S, S) normalized float32.
+
+        >>> pre = ClipPreprocessor(4, [0.5] * 3, [0.5] * 3)
+        >>> pre.finish(np.full((2, 4, 4, 3), 255, np.uint8))[0, :, 0, 0]
+        array([1., 1., 1.], dtype=float32)
+        """
+        batch = np.asarray(batch)
+        out = np.empty((batch.shape[0], batch.shape[3], batch.shape[1], batch.shape[2]),
+                       np.float32)
+        out[...] = batch.transpose(0, 3, 1, 2)
+        # in place, in the reference's order: (x * rescale - mean) / std
+        out *= np.float32(self.rescale)
+        out -= np.asarray(self.mean, np.float32)[:, None, None]
+        out /= np.asarray(self.std, np.float32)[:, None, None]
+        return out
+
+    def __call__(self, image: Image.Image) -> np.ndarray:
+        return self.finish(self.pixels(image)[None])[0]
 
     def __repr__(self) -> str:
         return (f"ClipPreprocessor(size={self.size}, crop_size={self.crop_size}, "
@@ -388,13 +407,15 @@ def _pick_output(outputs: Sequence[Any]) -> Any:
 class _Tower:
     """One ONNX session plus what was learned about its inputs and outputs."""
 
-    def __init__(self, path: Path, threads: int, providers: list[str]):
+    def __init__(self, path: Path, threads: int, providers: list[str], *, spin: bool = True):
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if not spin:
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
         except Exception as e:  # ORT raises its own untyped errors for bad files
@@ -498,8 +519,11 @@ class OnnxClipEmbedder:
     def _visual(self) -> _Tower:
         with self._visual_lock:
             if self._visual_tower is None:
+                # Waiting ORT threads sleep instead of spinning: indexing runs
+                # decode threads on the same cores, and spinning burns the CPU
+                # they need (batch throughput alone is the same either way).
                 self._visual_tower = _Tower(self.model_dir / self.layout.image_model,
-                                            self.threads, self._providers)
+                                            self.threads, self._providers, spin=False)
             return self._visual_tower
 
     # -- info -----------------------------------------------------------------
@@ -519,7 +543,11 @@ class OnnxClipEmbedder:
 
     # -- images ---------------------------------------------------------------
     def preprocessor(self) -> ClipPreprocessor:
-        """Picklable callable for worker processes: PIL image -> (3, size, size) float32."""
+        """The two-step, picklable preprocessing (see ``base.Preprocessor``).
+
+        ``pre(image)`` gives one (3, size, size) float32 input; indexing calls
+        ``pre.pixels`` per image and ``pre.finish`` per batch.
+        """
         return self._preprocessor
 
     def embed_pixels(self, batch: np.ndarray) -> np.ndarray:
@@ -544,7 +572,8 @@ class OnnxClipEmbedder:
         """Preprocess + embed; (N, dim) float32 unit vectors."""
         if len(images) == 0:
             return np.zeros((0, self.dim), np.float32)
-        return self.embed_pixels(np.stack([self._preprocessor(im) for im in images]))
+        pre = self._preprocessor
+        return self.embed_pixels(pre.finish(np.stack([pre.pixels(im) for im in images])))
 
     # -- text -----------------------------------------------------------------
     def _load_text(self) -> _Tower:

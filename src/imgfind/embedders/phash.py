@@ -46,9 +46,16 @@ class PHashPreprocessor:
     (32, 32)
     """
 
-    def __call__(self, image: Image.Image) -> np.ndarray:
+    def pixels(self, image: Image.Image) -> np.ndarray:
+        """(32, 32) uint8 grayscale."""
         gray = image.convert("L").resize((IMG_SIZE, IMG_SIZE), Image.Resampling.LANCZOS)
-        return np.asarray(gray, dtype=np.float32)
+        return np.asarray(gray, dtype=np.uint8)
+
+    def finish(self, batch: np.ndarray) -> np.ndarray:
+        return np.asarray(batch, dtype=np.float32)
+
+    def __call__(self, image: Image.Image) -> np.ndarray:
+        return self.finish(self.pixels(image))
 
     def __repr__(self) -> str:
         return "PHashPreprocessor()"
@@ -104,7 +111,7 @@ class PHashEmbedder:
         if len(images) == 0:
             return np.zeros((0, self.dim), np.float32)
         pre = PHashPreprocessor()
-        return self.embed_pixels(np.stack([pre(im) for im in images]))
+        return self.embed_pixels(pre.finish(np.stack([pre.pixels(im) for im in images])))
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         raise InvalidInput("the 'phash' model has no text tower: search by image, or use a "

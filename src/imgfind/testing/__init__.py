@@ -8,8 +8,10 @@ layout ``imgfind.embedders.onnx_clip`` reads:
 * ``layout="immich"`` (the default): like ``immich-app/<model>`` repos: 224 px,
   OpenAI CLIP normalization, bicubic, towers taking ``image`` / int32 ``text`` and
   returning unit vectors named ``embedding``;
-* ``layout="transformers.js"``: like ``Xenova/mobileclip_s2``: 256 px, bilinear,
-  no normalization (MobileCLIP's settings), ``preprocessor_config.json`` written by
+* ``layout="transformers.js"``: like ``Xenova/mobileclip_s2`` for ``tiny`` (256 px,
+  bilinear, no normalization: MobileCLIP's settings) and like
+  ``Xenova/clip-vit-base-patch32`` for ``vit-b-32`` (224 px, bicubic, OpenAI CLIP
+  normalization, so its speed is the real ViT-B/32's), ``preprocessor_config.json`` written by
   ``CLIPImageProcessor.save_pretrained``, pad token ``!`` (id 0) as in Xenova's
   MobileCLIP tokenizer config, towers taking ``pixel_values`` / int64
   ``input_ids`` + ``attention_mask`` and returning ``last_hidden_state`` first and
@@ -176,6 +178,7 @@ def make_model(path: str | Path, size: str = "tiny", *, seed: int = 0,
     if layout != "immich":
         want["layout"] = layout  # stamps written before layouts existed stay valid
         want["text_axes"] = "batch+sequence"
+        want["pixels"] = "mobileclip" if size == "tiny" else "clip"
     stamp = out / _STAMP
     if stamp.is_file():
         if json.loads(stamp.read_text()) == want:
@@ -192,7 +195,8 @@ def make_model(path: str | Path, size: str = "tiny", *, seed: int = 0,
     hf_logging.disable_progress_bar()
     spec = SIZES[size]
     vision = dict(spec["vision"])
-    if layout == "transformers.js":
+    mobileclip = layout == "transformers.js" and size == "tiny"
+    if mobileclip:
         vision["image_size"] = TRANSFORMERS_JS_IMAGE_SIZE
     pad_token = "<|endoftext|>" if layout == "immich" else "!"
     torch.manual_seed(seed)
@@ -208,7 +212,7 @@ def make_model(path: str | Path, size: str = "tiny", *, seed: int = 0,
     if layout == "immich":
         _write_immich(out, model, size, spec, vision["image_size"])
     else:
-        _write_transformers_js(out, model, size, vision["image_size"])
+        _write_transformers_js(out, model, size, vision["image_size"], mobileclip)
     if reference:
         model.save_pretrained(out / "reference")
     stamp.write_text(json.dumps(want))
@@ -266,7 +270,8 @@ def _write_immich(out: Path, model: Any, size: str, spec: dict[str, Any],
     write_tokenizer(out / "textual")
 
 
-def _write_transformers_js(out: Path, model: Any, size: str, image_size: int) -> None:
+def _write_transformers_js(out: Path, model: Any, size: str, image_size: int,
+                           mobileclip: bool) -> None:
     import torch
     from PIL import Image
 
@@ -308,9 +313,10 @@ def _write_transformers_js(out: Path, model: Any, size: str, image_size: int) ->
     # Xenova's MobileCLIP config.json is just {"model_type": "clip"}; "name" is ours.
     (out / "config.json").write_text(json.dumps(
         {"model_type": "clip", "name": f"imgfind-test-{size}-transformers-js"}, indent=2))
+    resample = Image.Resampling.BILINEAR if mobileclip else Image.Resampling.BICUBIC
     ImageProcessor(
-        do_resize=True, size={"shortest_edge": image_size}, resample=Image.Resampling.BILINEAR,
+        do_resize=True, size={"shortest_edge": image_size}, resample=resample,
         do_center_crop=True, crop_size={"height": image_size, "width": image_size},
-        do_rescale=True, rescale_factor=1 / 255, do_normalize=False,
-        do_convert_rgb=True).save_pretrained(out)
+        do_rescale=True, rescale_factor=1 / 255, do_normalize=not mobileclip,
+        image_mean=MEAN, image_std=STD, do_convert_rgb=True).save_pretrained(out)
     write_tokenizer(out, pad_token="!", special_tokens_map=False)
