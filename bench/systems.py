@@ -114,7 +114,7 @@ class Imgfind(System):
         info = self.store.index_info()
         if info["kind"] != "ivf-sq8":
             return [{"label": f"default ({info['kind']})"}]
-        tuned = int(info["nprobe"])
+        tuned = int(info["tuned_nprobe"])
         return [{"label": f"nprobe{max(1, tuned // 2)}", "nprobe": max(1, tuned // 2)},
                 {"label": f"default (nprobe{tuned})", "nprobe": tuned},
                 {"label": f"nprobe{tuned * 2}", "nprobe": tuned * 2}]
@@ -122,10 +122,8 @@ class Imgfind(System):
     def configure(self, setting: Setting) -> None:
         super().configure(setting)
         if "nprobe" in setting:
-            # The store tunes nprobe itself and has no public knob for it; to draw a
-            # recall/latency curve the bench sets it on the derived index object
-            # (private API, checked through the public index_info()).
-            self.store._sync().nprobe = setting["nprobe"]
+            # the store's public knob (StoreOptions.nprobe), checked through index_info()
+            self.store.options.nprobe = setting["nprobe"]
             got = self.store.index_info()["nprobe"]
             if got != setting["nprobe"]:
                 raise RuntimeError(f"could not set nprobe {setting['nprobe']} (index has {got})")

@@ -301,6 +301,25 @@ def test_ivf_switch_recall_and_incremental_updates(store):
     assert info["ok"] and info["index"]["size"] == 3199 and info["index"]["trained_for"] == 3000
 
 
+def test_nprobe_option_trades_recall_for_speed(store):
+    x = clustered(3000)
+    store.put(records(x))
+    q = clustered(50, seed=7)
+    truth = exact_top(x, q, 10)
+    info = store.index_info()
+    assert info["kind"] == "ivf-sq8" and info["nprobe"] == info["tuned_nprobe"] >= 1
+    store.options.nprobe = 1
+    assert store.index_info()["nprobe"] == 1
+    one = recall(store.search(q, 10), truth)
+    store.options.nprobe = 10_000          # capped at nlist: every list, exact after re-rank
+    assert store.index_info()["nprobe"] == info["nlist"]
+    assert recall(store.search(q, 10), truth) == 1.0 > one
+    store.options.nprobe = None
+    assert store.index_info()["nprobe"] == info["tuned_nprobe"]
+    with pytest.raises(ValueError):
+        StoreOptions(nprobe=0)
+
+
 def test_retrain_when_grown_and_back_to_flat_when_shrunk(tmp_path):
     b = open_backend(tmp_path, StoreOptions(flat_threshold=2000, retrain_factor=1.5))
     s = b.create(CollectionInfo(name="c", model="toy", dim=DIM))

@@ -119,6 +119,10 @@ class StoreOptions:
       get SQLite expression indexes automatically.
     * ``retrain_factor``: rebuild (retrain) an IVF index once the collection
       holds this many times the items it was trained on.
+    * ``nprobe``: IVF lists probed per unfiltered query (filtered queries probe
+      more as selectivity falls). ``None``, the default, uses the value tuned
+      when the index was built; set it to trade recall for speed. May be
+      changed on an open store: ``store.options.nprobe = 64``.
 
     >>> StoreOptions(flat_threshold=2000).flat_threshold
     2000
@@ -126,11 +130,14 @@ class StoreOptions:
 
     def __init__(self, flat_threshold: int = 50_000,
                  save_every: int = 10_000, auto_index_min: int = 100_000,
-                 retrain_factor: float = 4.0):
+                 retrain_factor: float = 4.0, nprobe: int | None = None):
         self.flat_threshold = flat_threshold
         self.save_every = save_every
         self.auto_index_min = auto_index_min
         self.retrain_factor = retrain_factor
+        if nprobe is not None and nprobe < 1:
+            raise ValueError("nprobe must be at least 1 (or None for the tuned value)")
+        self.nprobe = nprobe
 
 
 def _now() -> str:
@@ -609,8 +616,11 @@ class SQLiteStore:
         if ix.kind == FLAT:
             scores, rowids = ix.search(q, want)
             return self._finish(scores, rowids, k, excluded)
-        _, cand = ix.search(q, rerank_depth(want))
+        _, cand = ix.search(q, rerank_depth(want), nprobe=self._nprobe(ix))
         return self._rerank(q, cand, k, excluded)
+
+    def _nprobe(self, ix: VectorIndex) -> int:
+        return min(ix.nlist, self.options.nprobe or ix.nprobe)
 
     def _search_selected(self, ix: VectorIndex, q: np.ndarray, k: int,
                          match: np.ndarray) -> list[list[tuple[str, float]]]:
@@ -625,7 +635,7 @@ class SQLiteStore:
             scores, rowids = ix.search(q, want, selector=sel)
             return self._finish(scores, rowids, k, set())
         selectivity = len(match) / max(1, ix.ntotal)
-        nprobe = min(ix.nlist, math.ceil(_FILTER_PROBE * ix.nprobe / selectivity))
+        nprobe = min(ix.nlist, math.ceil(_FILTER_PROBE * self._nprobe(ix) / selectivity))
         depth = rerank_depth(k)
         _, cand = ix.search(q, depth, selector=sel, nprobe=nprobe)
         short = (cand >= 0).sum(axis=1) < want
@@ -898,14 +908,16 @@ class SQLiteStore:
     def index_info(self) -> dict[str, Any]:
         """The vector index in brief, without the integrity scan :meth:`check` does.
 
-        Cheap enough for a status page: {"kind", "size", "seq", "nlist", "nprobe", ...}.
+        Cheap enough for a status page: {"kind", "size", "seq", "nlist", "nprobe", ...};
+        ``nprobe`` is the one searches use, ``tuned_nprobe`` the one tuned at build time.
         """
         with self._lock:
             return self._describe(self._sync())
 
     def _describe(self, ix: VectorIndex) -> dict[str, Any]:
         return {"kind": ix.kind, "size": ix.ntotal, "seq": ix.seq, "nlist": ix.nlist,
-                "nprobe": ix.nprobe if ix.kind == IVF else None,
+                "nprobe": self._nprobe(ix) if ix.kind == IVF else None,
+                "tuned_nprobe": ix.nprobe if ix.kind == IVF else None,
                 "trained_for": ix.trained_for if ix.kind == IVF else None,
                 "file": self._index_path.exists()}
 
