@@ -332,7 +332,9 @@ def ensure_model(size: str = "vit-b-32", layout: str = DEFAULT_LAYOUT) -> Path:
     """
     folder = CACHE / f"{size}-{LAYOUTS[layout]}"
     # make-model leaves this stamp when the folder is complete (and reuses it itself)
-    if not (folder / MODEL_STAMP).exists():
+    from imgfind.testing import is_current
+
+    if not is_current(folder, size, reference=False, layout=layout):
         folder.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run([sys.executable, "-m", "imgfind.testing", "make-model", str(folder),
                         "--size", size, "--layout", layout, "--no-reference"],

@@ -141,7 +141,9 @@ def _quantized(model: Path) -> tuple[Path | None, str]:
     except ImportError:
         return None, "not supported (imgfind.embedders has no quantize)"
     out = CACHE / f"{model.name}-int8"
-    if not (out / "config.json").exists():
+    done = out / "config.json"
+    # made from this very model folder, not from an older build of it
+    if not done.exists() or done.stat().st_mtime < (model / "config.json").stat().st_mtime:
         shutil.rmtree(out, ignore_errors=True)
         quantize(model, out)
     return out, "imgfind.embedders.quantize (dynamic int8, image tower)"

@@ -154,6 +154,28 @@ def _export(module: Any, examples: tuple[Any, ...], input_names: list[str],
                           dynamic_axes=axes)
 
 
+def _settings(size: str, seed: int, reference: bool, layout: str) -> dict[str, Any]:
+    want: dict[str, Any] = {"size": size, "seed": seed, "reference": reference}
+    if layout != "immich":
+        want["layout"] = layout  # stamps written before layouts existed stay valid
+        want["text_axes"] = "batch+sequence"
+        want["pixels"] = "mobileclip" if size == "tiny" else "clip"
+    return want
+
+
+def is_current(path: str | Path, size: str = "tiny", *, seed: int = 0,
+               reference: bool = True, layout: str = "immich") -> bool:
+    """Whether ``path`` holds the model ``make_model`` would write with these settings.
+
+    Cheap (reads one small file, imports no torch), so callers can skip a build.
+    """
+    stamp = Path(path).expanduser() / _STAMP
+    try:
+        return bool(json.loads(stamp.read_text()) == _settings(size, seed, reference, layout))
+    except (OSError, ValueError):
+        return False
+
+
 def make_model(path: str | Path, size: str = "tiny", *, seed: int = 0,
                reference: bool = True, layout: str = "immich") -> Path:
     """Write a random-weight CLIP model folder at ``path`` and return it.
@@ -174,14 +196,10 @@ def make_model(path: str | Path, size: str = "tiny", *, seed: int = 0,
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}; use one of {', '.join(LAYOUTS)}")
     out = Path(path).expanduser()
-    want: dict[str, Any] = {"size": size, "seed": seed, "reference": reference}
-    if layout != "immich":
-        want["layout"] = layout  # stamps written before layouts existed stay valid
-        want["text_axes"] = "batch+sequence"
-        want["pixels"] = "mobileclip" if size == "tiny" else "clip"
+    want = _settings(size, seed, reference, layout)
     stamp = out / _STAMP
     if stamp.is_file():
-        if json.loads(stamp.read_text()) == want:
+        if is_current(out, size, seed=seed, reference=reference, layout=layout):
             return out
         shutil.rmtree(out)  # one of ours, built with other settings
     elif out.exists() and any(out.iterdir()):
