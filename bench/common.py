@@ -284,13 +284,18 @@ def run_json_subprocess(args: Sequence[str], timeout: float) -> dict[str, Any]:
     """Run ``python -m <args>`` in a fresh process; its last stdout line is a JSON object.
 
     Failures come back as ``{"error": "..."}`` so one broken system never stops a suite.
+    A process that timed out after printing a JSON line (marked ``"partial"``) gives
+    that line, with the error beside it.
     """
     cmd = [sys.executable, "-m", *args]
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
                            env=python_env(), cwd=str(REPO), check=False)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout:.0f} s"}
+    except subprocess.TimeoutExpired as e:
+        error = f"timed out after {timeout:.0f} s"
+        out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
+        partial = [ln for ln in out.splitlines() if ln.startswith("{")]
+        return {**json.loads(partial[-1]), "error": error} if partial else {"error": error}
     lines = [ln for ln in p.stdout.strip().splitlines() if ln.startswith("{")]
     if p.returncode != 0 or not lines:
         tail = (p.stderr or p.stdout).strip().splitlines()[-6:]

@@ -84,9 +84,11 @@ def run(quick: bool, sizes: list[int] | None = None, systems: list[str] | None =
                                      str(ds.root), "--path", str(path)], limit)
             # wall time of each phase's process: what a run of this system costs here
             per[name] = {"build": b, "build_wall_s": build_wall,
-                         "search_wall_s": time.perf_counter() - t,
-                         **({"error": f"search: {s['error']}"} if "error" in s
-                            else {"search": s})}
+                         "search_wall_s": time.perf_counter() - t}
+            if "error" in s:
+                per[name]["error"] = f"search: {s.pop('error')}"
+            if "settings" in s:  # complete, or the settings finished before a time limit
+                per[name]["search"] = s
             log(f"{name}: build {build_wall:.0f} s, search {per[name]['search_wall_s']:.0f} s")
         res["figures"]["sizes"][str(n)] = per
         res["tables"] += size_tables(n, per, res["figures"]["systems"])
@@ -119,15 +121,17 @@ def size_tables(n: int, per: dict[str, Any], sysinfo: dict[str, Any]) -> list[di
             continue
         b = r["build"]
         s = r.get("search")
-        if s is None:
+        if "error" in r:
             errors.append([name, r["error"]])
+        if s is None:
             foot.append([name, b["insert_per_s"], b["index_s"], b["build_rss_mb"], None,
                          b["disk_mb"], None, None])
             continue
+        d = s.get("delete")
         foot.append([name, b["insert_per_s"], b["index_s"], b["build_rss_mb"],
                      s["search_rss_mb"], b["disk_mb"], s["cold_open_s"],
-                     "ok" if s["delete"]["ok"] else f"{s['delete']['violations']} deleted ids "
-                     "returned"])
+                     "not reached" if d is None else "ok" if d["ok"]
+                     else f"{d['violations']} deleted ids returned"])
         for st in s["settings"]:
             curve.append([name, st["label"], st["all"]["recall"], st["all"]["p50_ms"],
                           st["all"]["p99_ms"]])
