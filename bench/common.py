@@ -336,7 +336,7 @@ def ensure_model(size: str = "vit-b-32", layout: str = DEFAULT_LAYOUT) -> Path:
     'vit-b-32-immich'
     """
     folder = CACHE / f"{size}-{LAYOUTS[layout]}"
-    # make-model leaves this stamp when the folder is complete (and reuses it itself)
+    # remade when missing, half-written or made with other settings (make-model's stamp)
     from imgfind.testing import is_current
 
     if not is_current(folder, size, reference=False, layout=layout):

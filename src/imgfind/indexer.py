@@ -4,8 +4,9 @@ Decoding and preprocessing run in a pool of threads while the model embeds
 the previous batch, so the model does not wait on JPEG decoding. Threads, not
 processes: Pillow and ONNX Runtime release the GIL for decoding, resizing,
 encoding and inference, and threads cost no process start, no pickling of
-pixels and no ``if __name__ == "__main__"`` guard in the caller's script. On 2
-cores that took indexing from 0.84 to 0.92 of the model's own throughput.
+pixels and no ``if __name__ == "__main__"`` guard in the caller's script. With
+uint8 pixels and cheap thumbnails, that took indexing on 2 cores from 0.78 to
+0.90 of the model's own throughput (``python -m bench pipeline``).
 
 Each batch is committed in one store transaction: a crash loses at
 most the batch in flight, and running ``add`` again picks up where it stopped

@@ -17,12 +17,13 @@ from PIL import Image
 
 @runtime_checkable
 class Preprocessor(Protocol):
-    """Picklable image preprocessing, in two steps so workers send compact pixels.
+    """Picklable image preprocessing, in two steps: per image, then per batch.
 
     ``pixels`` does the per-image work (resize, crop) and returns the smallest
     array that still holds everything the model needs (uint8 for CLIP: a quarter
-    of the float32 bytes to pickle between processes); ``finish`` turns a stacked
-    batch of those into the model's input in one vectorized pass.
+    of float32's memory while it waits in the decode window, or goes to another
+    process); ``finish`` turns a stacked batch of those into the model's input in
+    one vectorized pass.
     ``pre(image)`` is ``pre.finish(pre.pixels(image)[None])[0]``.
     """
 
