@@ -136,6 +136,14 @@ def _plt():
     return plt
 
 
+def _save(fig: Any, img: Path, name: str) -> str:
+    """Write ``fig`` as ``img/name`` (the same size and dpi for every plot) and free it."""
+    fig.tight_layout()
+    fig.savefig(img / name, dpi=110)
+    _plt().close(fig)
+    return name
+
+
 #: one colour per system across every plot
 COLORS = {"imgfind": "tab:blue", "faiss-flat": "tab:orange", "faiss-hnsw32": "tab:green",
           "lancedb": "tab:red", "chroma": "tab:purple", "milvus-lite": "tab:brown"}
@@ -174,11 +182,7 @@ def _store_plots(res: dict[str, Any], img: Path) -> list[str]:
                            label=f"imgfind target p50 {LATENCY_TARGET_MS[key]:g} ms")
             ax.grid(alpha=0.3, which="both")
             ax.legend(fontsize=8, loc="best")
-            name = f"store-recall-{key}-{n}.png"
-            fig.tight_layout()
-            fig.savefig(img / name, dpi=110)
-            plt.close(fig)
-            out.append(name)
+            out.append(_save(fig, img, f"store-recall-{key}-{n}.png"))
         names = [s for s, r in per.items() if r.get("build")]
         if names:
             fig, ax = plt.subplots(figsize=(7.5, 0.5 * len(names) + 1.6))
@@ -191,11 +195,7 @@ def _store_plots(res: dict[str, Any], img: Path) -> list[str]:
             ax.set_xlabel("vectors/s (insert + index build, log)")
             ax.set_title(f"Bulk load throughput, n={int(n):,}")
             ax.grid(alpha=0.3, axis="x")
-            name = f"store-insert-{n}.png"
-            fig.tight_layout()
-            fig.savefig(img / name, dpi=110)
-            plt.close(fig)
-            out.append(name)
+            out.append(_save(fig, img, f"store-insert-{n}.png"))
     return out
 
 
@@ -217,10 +217,7 @@ def _pipeline_plot(res: dict[str, Any], img: Path) -> list[str]:
     ax.set_xlabel("images/s")
     ax.set_title("Indexing throughput")
     ax.grid(alpha=0.3, axis="x")
-    fig.tight_layout()
-    fig.savefig(img / "pipeline-throughput.png", dpi=110)
-    plt.close(fig)
-    return ["pipeline-throughput.png"]
+    return [_save(fig, img, "pipeline-throughput.png")]
 
 
 def _layout_plot(results: dict[str, dict[str, Any]], img: Path) -> list[str]:
@@ -250,10 +247,7 @@ def _layout_plot(results: dict[str, dict[str, Any]], img: Path) -> list[str]:
         ax.set_title(title, fontsize=10)
         ax.legend(fontsize=8, loc="upper right")
     fig.suptitle("Text query latency by model layout (ViT-B-32 shapes)", fontsize=11)
-    fig.tight_layout()
-    fig.savefig(img / "text-query-latency.png", dpi=110)
-    plt.close(fig)
-    return ["text-query-latency.png"]
+    return [_save(fig, img, "text-query-latency.png")]
 
 
 def write_report(out: Path, docs: Path) -> Path:
