@@ -1,0 +1,153 @@
+"""The CLI's shared parts: the typer app, global options, settings, output helpers,
+and ``main()``, which turns every error into a one-line message and a truthful
+exit code (see ``EXIT_*`` below and the README's "Exit codes").
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from ..api import Collection, Library
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                  pretty_exceptions_enable=False,
+                  help="imgfind: find images by example image, by text and by metadata.")
+# Piped output keeps whole lines (full paths), a terminal gets tables fitted to its width.
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 4096)
+err = Console(stderr=True)
+
+HomeOpt = Annotated[Path | None, typer.Option(
+    "--home", envvar="IMGFIND_HOME", help="Library folder (default ~/.imgfind).")]
+CollectionOpt = Annotated[str | None, typer.Option(
+    "--collection", "-c", help="Collection name (default 'default').")]
+ModelPathOpt = Annotated[Path | None, typer.Option(
+    "--model-path", envvar="IMGFIND_MODEL_PATH",
+    help="Local model folder (ONNX CLIP layout); needed offline.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+class Settings:
+    def __init__(self, home: Path | None, collection: str | None, model_path: Path | None):
+        self.home, self.collection_opt, self.model_path = home, collection, model_path
+        self._lib: Library | None = None
+
+    def library(self, home: Path | None = None, model_path: Path | None = None) -> Library:
+        from ..api import open as open_library
+
+        if self._lib is None:
+            self._lib = open_library(home or self.home, model_path=model_path or self.model_path)
+        return self._lib
+
+    def collection(self, ctx_home: Path | None, name: str | None,
+                   model_path: Path | None, *, create: bool = False,
+                   model: str | None = None) -> Collection:
+        lib = self.library(ctx_home, model_path)
+        name = name or self.collection_name
+        if create and name not in {c.name for c in lib.collections()}:
+            return lib.create_collection(name, model=model,
+                                         model_path=model_path or self.model_path)
+        return lib.collection(name)
+
+    def close(self) -> None:
+        """Close the library: stores save their vector index, so the next run starts warm."""
+        if self._lib is not None:
+            self._lib.close()
+            self._lib = None
+
+    @property
+    def collection_name(self) -> str:
+        return self.collection_opt or "default"
+
+
+def settings(ctx: typer.Context) -> Settings:
+    return ctx.obj
+
+
+@app.callback()
+def root(ctx: typer.Context, home: HomeOpt = None, collection: CollectionOpt = None,
+         model_path: ModelPathOpt = None) -> None:
+    ctx.obj = Settings(home, collection, model_path)
+    ctx.call_on_close(ctx.obj.close)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def parse_where(where: str | None) -> dict | None:
+    from ..errors import InvalidFilter
+
+    if not where:
+        return None
+    try:
+        parsed = json.loads(where)
+    except json.JSONDecodeError as e:
+        raise InvalidFilter(f"--where is not valid JSON: {e.msg} at column {e.colno}") from None
+    if not isinstance(parsed, dict):
+        raise InvalidFilter("--where must be a JSON object, e.g. '{\"format\": \"JPEG\"}'")
+    return parsed
+
+
+def hits_table(hits: list) -> None:
+    if not hits:
+        out.print("no matches")
+        return
+    table = Table(box=None, header_style="bold")
+    for name in ("#", "score", "id", "source"):
+        table.add_column(name, no_wrap=name != "source", overflow="fold")
+    for n, h in enumerate(hits, 1):
+        table.add_row(str(n), f"{h.score:.4f}", h.id, h.source)
+    out.print(table)
+
+
+EXIT_OK = 0
+EXIT_ERROR = 1         # a user error (typed ImgfindError), or a missing item
+EXIT_USAGE = 2         # bad command line: unknown command/option, bad value, missing argument
+EXIT_PARTIAL = 3       # `index` finished but some items failed (the report lists them)
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+
+
+def _is_click_exception(e: BaseException) -> bool:
+    """True for click's usage/parameter errors, whichever click raised them.
+
+    typer >= 0.2x vendors its own click (``typer._click``) whose exception classes are not
+    ``click.ClickException``, so we match on the class name along the MRO, which is the same
+    in both copies, instead of importing either one.
+    """
+    return any(c.__name__ == "ClickException" for c in type(e).__mro__)
+
+
+def main() -> None:
+    """Console entry point: user errors become one line on stderr and a truthful exit code."""
+    from ..errors import ImgfindError
+
+    try:
+        app(standalone_mode=False)
+    except ImgfindError as e:
+        err.print(f"error: {e.message}", highlight=False, markup=False)
+        sys.exit(EXIT_ERROR)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except typer.Abort as e:
+        # click turns Ctrl-C into Abort; a declined confirmation is an Abort too.
+        if isinstance(e.__context__, KeyboardInterrupt):
+            err.print("interrupted")
+            sys.exit(EXIT_INTERRUPTED)
+        err.print("aborted")
+        sys.exit(EXIT_ERROR)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(EXIT_INTERRUPTED)
+    except Exception as e:
+        if _is_click_exception(e):
+            e.show()  # type: ignore[attr-defined]
+            sys.exit(getattr(e, "exit_code", EXIT_USAGE))
+        raise

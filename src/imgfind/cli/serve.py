@@ -1,0 +1,39 @@
+"""`imgfind serve`: the REST API and web UI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .app import (
+    HomeOpt,
+    ModelPathOpt,
+    app,
+    settings,
+)
+
+
+@app.command()
+def serve(ctx: typer.Context, home: HomeOpt = None, model_path: ModelPathOpt = None,
+          host: Annotated[str, typer.Option(help="Interface to bind; 0.0.0.0 exposes it.")]
+          = "127.0.0.1",
+          port: Annotated[int, typer.Option()] = 8000,
+          api_key: Annotated[str | None, typer.Option(
+              envvar="IMGFIND_API_KEY", help="Require this bearer key for writes.")] = None,
+          protect_reads: Annotated[bool, typer.Option(
+              "--protect-reads", help="Require the API key for reads too.")] = False,
+          allow_path: Annotated[list[Path] | None, typer.Option(
+              "--allow-path", help="Server-side folder callers may index from (repeat).")]
+          = None,
+          allow_private_urls: Annotated[bool, typer.Option(
+              "--allow-private-urls",
+              help="Let callers' image URLs point at loopback/private addresses.")] = False
+          ) -> None:
+    """Run the REST API and the web UI."""
+    from ..server import serve as run_server
+
+    lib = settings(ctx).library(home, model_path)
+    run_server(lib, host=host, port=port, api_key=api_key, protect_reads=protect_reads,
+               allow_paths=tuple(allow_path or ()), allow_private_urls=allow_private_urls)
