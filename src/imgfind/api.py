@@ -34,6 +34,7 @@ from .types import DuplicateGroup, Hit, IndexReport, Item, Result
 
 if TYPE_CHECKING:  # the pipeline is imported on first write: searches start faster
     from . import indexer
+    from .ray_pipeline import RayOptions
 
 #: What an image argument may be: a path, an http(s) URL, raw bytes or a PIL image.
 ImageLike = str | Path | bytes | Image.Image
@@ -217,11 +218,8 @@ class Collection(SingleItemCalls):
         """The collection's model, loaded on first use (reads need none)."""
         if self._embedder is None:
             info = self.info
-            path = info.model_path if info.model_path and os.path.isdir(info.model_path) \
-                else None
-            if path is None and self.library.model_path and info.model != "phash":
-                path = self.library.model_path
-            emb = self.library.embedder(None if path else info.model, path, dim=info.dim)
+            model, path = self._model_source()
+            emb = self.library.embedder(model, path, dim=info.dim)
             if emb.name != info.model or emb.dim != info.dim:
                 raise ModelMismatch(
                     f"collection {info.name!r} was built with model {info.model!r} "
@@ -229,6 +227,14 @@ class Collection(SingleItemCalls):
                     f"folder of {info.model!r} with --model-path / IMGFIND_MODEL_PATH")
             self._embedder = emb
         return self._embedder
+
+    def _model_source(self) -> tuple[str | None, str | None]:
+        """(model name, model folder) to load this collection's model from."""
+        info = self.info
+        path = info.model_path if info.model_path and os.path.isdir(info.model_path) else None
+        if path is None and self.library.model_path and info.model != "phash":
+            path = self.library.model_path
+        return (None if path else info.model), path
 
     def __repr__(self) -> str:
         return f"<Collection {self.name!r} model={self.model!r} dim={self.dim}>"
@@ -296,26 +302,49 @@ class Collection(SingleItemCalls):
             remove_missing: bool = True, workers: int | None = None, batch_size: int = 32,
             progress: indexer.ProgressCallback | None = None,
             cancel: threading.Event | None = None,
-            show_progress: bool | None = None) -> IndexReport:
+            show_progress: bool | None = None,
+            executor: str | RayOptions | None = None) -> IndexReport:
         """Index folders, files, globs, http(s) URLs, CSVs or archives.
 
         Re-running only touches new or changed files and removes files gone
         from an indexed folder. Exact duplicates (same bytes) are skipped
         unless ``skip_duplicates=False``. A progress bar shows on a terminal.
+        ``executor="ray"`` (or a :class:`~imgfind.ray_pipeline.RayOptions`)
+        decodes and embeds on a Ray cluster instead of this process's threads;
+        the result is the same.
 
         >>> col.add("~/Pictures", "extra.csv")                   # doctest: +SKIP
         IndexReport(indexed=1532, updated=3, skipped=20, removed=1, errors=[])
+        >>> col.add("~/Pictures", executor="ray")                # doctest: +SKIP
         """
         if not targets:
             raise InvalidInput("add() needs at least one folder, file, glob, URL or CSV")
         from . import indexer
+
+        run_on = self._executor(executor, batch_size)
 
         return indexer.index(self.store, self.embedder, targets, recursive=recursive,
                              skip_duplicates=skip_duplicates, remove_missing=remove_missing,
                              limits=self.library.limits, workers=workers,
                              batch_size=batch_size, progress=progress, cancel=cancel,
                              show_progress=show_progress,
-                             allow_private_urls=self.library.allow_private_urls)
+                             allow_private_urls=self.library.allow_private_urls,
+                             executor=run_on)
+
+    def _executor(self, executor: str | RayOptions | None,
+                  batch_size: int) -> indexer.Executor | None:
+        if executor is None or executor == "local":
+            return None
+        if executor != "ray" and type(executor).__name__ != "RayOptions":
+            raise InvalidInput(f"executor must be 'local', 'ray' or RayOptions, not {executor!r}")
+        from .ray_pipeline import EmbedderSpec, RayExecutor, RayOptions
+
+        options = executor if isinstance(executor, RayOptions) else RayOptions(
+            batch_size=batch_size)
+        model, path = self._model_source()
+        return RayExecutor(options, EmbedderSpec(
+            model=model, model_path=path, dim=self.dim, limits=self.library.limits,
+            allow_private_urls=self.library.allow_private_urls))
 
     # -- reads ------------------------------------------------------------
     def get(self, id: str) -> Item:

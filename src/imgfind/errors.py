@@ -95,6 +95,13 @@ class StoreError(ImgfindError):
     status = 500
 
 
+class NotSupported(ImgfindError):
+    """A feature this store, backend or install does not offer (e.g. a missing extra)."""
+
+    code = "not_supported"
+    status = 501
+
+
 class Unauthorized(ImgfindError):
     code = "unauthorized"
     status = 401

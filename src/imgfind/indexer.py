@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -176,47 +176,87 @@ class Pipeline:
             progress: ProgressCallback | None = None,
             cancel: threading.Event | None = None) -> IndexReport:
         """Index ``srcs``; ``ids`` maps a source ref to the id it must keep (re-indexed files)."""
-        report = IndexReport()
-        ids = ids or {}
-        seen_sha: set[str] = set()
+        writer = Writer(self.store, ids=ids, skip_duplicates=skip_duplicates)
         batch: list[Prepared] = []
-        done = 0
 
         def flush() -> None:
-            if not batch:
-                return
-            vectors = embed_prepared(self.embedder, self.job.preprocessor, batch)
-            records = [p.to_record(v) for p, v in zip(batch, vectors)]
-            self.store.put(records)
-            for p, r in zip(batch, records):
-                report.ids.append(r.id)
-                if p.source.ref in ids:
-                    report.updated += 1
-                else:
-                    report.indexed += 1
-            batch.clear()
+            if batch:
+                writer.put(batch, embed_prepared(self.embedder, self.job.preprocessor, batch))
+                batch.clear()
 
-        for result in self.prepared(srcs, total):
-            done += 1
+        for done, result in enumerate(self.prepared(srcs, total), 1):
             if isinstance(result, Failed):
-                report.errors.append({"source": result.source, "error": result.error,
-                                      "code": result.code})
-            else:
-                result.id = ids.get(result.source.ref) or result.id
-                if skip_duplicates and result.source.ref not in ids and (
-                        result.sha256 in seen_sha or self.store.by_sha256([result.sha256])):
-                    report.skipped += 1
-                else:
-                    seen_sha.add(result.sha256)
-                    batch.append(result)
-                    if len(batch) >= self.batch_size:
-                        flush()
+                writer.fail(result)
+            elif writer.admit(result):  # duplicates are dropped before the model sees them
+                batch.append(result)
+                if len(batch) >= self.batch_size:
+                    flush()
             if progress:
                 progress(done, total)
             if cancel is not None and cancel.is_set():
                 break
         flush()
-        return report
+        return writer.report
+
+
+class Writer:
+    """The store side of indexing, shared by every executor (threads here, Ray actors).
+
+    ``admit`` gives a prepared item its id and drops exact duplicates; ``put``
+    commits one batch in one store transaction; ``fail`` records a failed source.
+    Whoever embeds, the report and the stored rows come out the same.
+    """
+
+    def __init__(self, store: CollectionStore, *, ids: dict[str, str] | None = None,
+                 skip_duplicates: bool = False):
+        self.store = store
+        self.ids = ids or {}
+        self.skip_duplicates = skip_duplicates
+        self.report = IndexReport()
+        self._seen_sha: set[str] = set()
+
+    def admit(self, p: Prepared) -> bool:
+        p.id = self.ids.get(p.source.ref) or p.id
+        if self.skip_duplicates and p.source.ref not in self.ids and (
+                p.sha256 in self._seen_sha or self.store.by_sha256([p.sha256])):
+            self.report.skipped += 1
+            return False
+        self._seen_sha.add(p.sha256)
+        return True
+
+    def fail(self, f: Failed) -> None:
+        self.report.errors.append({"source": f.source, "error": f.error, "code": f.code})
+
+    def put(self, items: list[Prepared], vectors: np.ndarray) -> None:
+        records = [p.to_record(v) for p, v in zip(items, vectors)]
+        self.store.put(records)
+        for p, r in zip(items, records):
+            self.report.ids.append(r.id)
+            if p.source.ref in self.ids:
+                self.report.updated += 1
+            else:
+                self.report.indexed += 1
+
+
+class Executor(Protocol):
+    """Runs planned sources through decode + embed and writes them with a :class:`Writer`.
+
+    Every executor gives the same rows and the same report for the same sources.
+    """
+
+    def run(self, pipeline: Pipeline, srcs: list[Source], *, ids: dict[str, str],
+            skip_duplicates: bool, progress: ProgressCallback | None,
+            cancel: threading.Event | None) -> IndexReport: ...
+
+
+class LocalExecutor:
+    """Decode in this process's threads, embed in batches here (the default)."""
+
+    def run(self, pipeline: Pipeline, srcs: list[Source], *, ids: dict[str, str],
+            skip_duplicates: bool, progress: ProgressCallback | None,
+            cancel: threading.Event | None) -> IndexReport:
+        return pipeline.run(srcs, total=len(srcs), ids=ids, skip_duplicates=skip_duplicates,
+                            progress=progress, cancel=cancel)
 
 
 def index(store: CollectionStore, embedder: Embedder, targets: Iterable[str | Path], *,
@@ -224,8 +264,12 @@ def index(store: CollectionStore, embedder: Embedder, targets: Iterable[str | Pa
           limits: imageio.Limits = imageio.Limits(), workers: int | None = None,
           batch_size: int = 32, progress: ProgressCallback | None = None,
           cancel: threading.Event | None = None, show_progress: bool | None = None,
-          allow_private_urls: bool = True) -> IndexReport:
+          allow_private_urls: bool = True, executor: Executor | None = None) -> IndexReport:
     """Index folders, files, globs, URLs, CSVs or archives; only new or changed files are work.
+
+    The plan (what is new, changed or gone) is made here against the store;
+    ``executor`` runs the decode + embed work (default: this process's threads,
+    see :mod:`imgfind.ray_pipeline` for a Ray cluster).
 
     >>> index(store, embedder, ["~/Pictures"])  # doctest: +SKIP
     IndexReport(indexed=1532, updated=0, skipped=0, removed=0, errors=[])
@@ -261,17 +305,20 @@ def index(store: CollectionStore, embedder: Embedder, targets: Iterable[str | Pa
                 report.removed += sum(store.delete(gone))
     if show_progress is None:
         show_progress = sys.stderr.isatty()
-    run = _with_bar(pipeline, todo, keep_ids, skip_duplicates, progress, cancel) if show_progress \
-        else pipeline.run(todo, total=len(todo), ids=keep_ids, skip_duplicates=skip_duplicates,
-                          progress=progress, cancel=cancel)
+    work: Executor = executor or LocalExecutor()
+
+    def run_all(tick: ProgressCallback | None) -> IndexReport:
+        return work.run(pipeline, todo, ids=keep_ids, skip_duplicates=skip_duplicates,
+                        progress=tick, cancel=cancel)
+
+    run = _with_bar(run_all, len(todo), progress) if show_progress else run_all(progress)
     run.skipped += report.skipped
     run.removed += report.removed
     return run
 
 
-def _with_bar(pipeline: Pipeline, todo: list[Source], keep_ids: dict[str, str],
-              skip_duplicates: bool, progress: ProgressCallback | None,
-              cancel: threading.Event | None) -> IndexReport:
+def _with_bar(run_all: Callable[[ProgressCallback], IndexReport], total: int,
+              progress: ProgressCallback | None) -> IndexReport:
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -283,7 +330,7 @@ def _with_bar(pipeline: Pipeline, todo: list[Source], keep_ids: dict[str, str],
     with Progress(TextColumn("indexing"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
                   transient=False) as bar:
-        task = bar.add_task("index", total=len(todo), rate="")
+        task = bar.add_task("index", total=total, rate="")
 
         def tick(done: int, total: int | None) -> None:
             elapsed = bar.tasks[0].elapsed or 0
@@ -292,8 +339,7 @@ def _with_bar(pipeline: Pipeline, todo: list[Source], keep_ids: dict[str, str],
             if progress:
                 progress(done, total)
 
-        return pipeline.run(todo, total=len(todo), ids=keep_ids,
-                            skip_duplicates=skip_duplicates, progress=tick, cancel=cancel)
+        return run_all(tick)
 
 
 def _folder_prefix(folder: str) -> str:

@@ -1,0 +1,106 @@
+"""Distributed indexing on a real local Ray (2 CPUs): same rows, vectors and report as local."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from .conftest import real_photos
+
+ray = pytest.importorskip("ray")
+
+from imgfind.ray_pipeline import RayOptions  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    if started:
+        ray.shutdown()
+
+
+@pytest.fixture
+def mixed_dir(tmp_path: Path) -> Path:
+    """16 real photos, one exact copy, one corrupt .jpg."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    photos = real_photos(16)
+    for p in photos:
+        shutil.copy(p, folder / p.name)
+    shutil.copy(photos[0], folder / "copy-of-first.jpg")
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    return folder
+
+
+def _by_source(col) -> dict:
+    return {item.source: item for item in col.items(limit=1000)}
+
+
+def _facts(item) -> tuple:
+    return (item.width, item.height, item.format, item.sha256, item.exif, item.file)
+
+
+def test_ray_index_matches_local(local_ray, tmp_path, tiny_model_dir, mixed_dir):
+    import imgfind
+
+    with imgfind.open(tmp_path / "local", model_path=tiny_model_dir) as a, \
+            imgfind.open(tmp_path / "ray", model_path=tiny_model_dir) as b:
+        ca, cb = a.create_collection("default"), b.create_collection("default")
+        ra = ca.add(mixed_dir)
+        rb = cb.add(mixed_dir, executor=RayOptions(actors=2, batch_size=4))
+
+        assert rb.to_dict() == ra.to_dict()
+        assert rb.indexed == 16 and len(rb.errors) == 1
+        assert rb.errors[0]["source"].endswith("broken.jpg")
+        ia, ib = _by_source(ca), _by_source(cb)
+        assert ia.keys() == ib.keys() and len(ib) == 16
+        for source, item in ia.items():
+            assert _facts(ib[source]) == _facts(item)
+            cos = float(np.dot(ca.vector(item.id), cb.vector(ib[source].id)))
+            assert cos >= 0.9999, (source, cos)
+        # what Ray stored is searchable like anything else
+        first = next(iter(ib.values()))
+        assert cb.search(cb.vector(first.id), k=1)[0].id == first.id
+
+
+def test_ray_rerun_is_incremental(local_ray, tmp_path, tiny_model_dir, mixed_dir):
+    import imgfind
+
+    with imgfind.open(tmp_path / "home", model_path=tiny_model_dir) as lib:
+        col = lib.create_collection("default")
+        opts = RayOptions(actors=1, batch_size=8)
+        first = col.add(mixed_dir, executor=opts)
+        assert first.indexed == 16
+
+        again = col.add(mixed_dir, executor=opts)
+        assert (again.indexed, again.updated) == (0, 0)
+
+        changed = sorted(mixed_dir.glob("*.jpg"))[1]
+        old_id = _by_source(col)[str(changed)].id
+        shutil.copy(real_photos(1, start=40)[0], changed)
+        os.utime(changed, ns=(1, 1))
+        (mixed_dir / "broken.jpg").unlink()
+        gone = sorted(mixed_dir.glob("*.jpg"))[2]
+        gone.unlink()
+
+        third = col.add(mixed_dir, executor=opts)
+        assert (third.indexed, third.updated, third.removed) == (0, 1, 1)
+        assert _by_source(col)[str(changed)].id == old_id
+        assert str(gone) not in _by_source(col)
+
+
+def test_executor_argument_is_checked(library, photo_dir):
+    from imgfind.errors import InvalidInput
+
+    col = library.create_collection("default")
+    with pytest.raises(InvalidInput, match="executor"):
+        col.add(photo_dir, executor="spark")
+    with pytest.raises(InvalidInput, match="actors"):
+        RayOptions(actors=0)
