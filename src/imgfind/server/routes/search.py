@@ -1,0 +1,69 @@
+"""Search: ``/collections/{c}/search``, ``/search/batch``, ``/text-search``, ``/duplicates``.
+
+Each route only parses the request into a library query and calls the library;
+query semantics live in the library.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+
+from ...errors import InvalidInput
+from ..deps import READ, LibraryDep, SettingsDep
+from ..parsing import parse_k, parse_query, parse_where, read_single
+from ..schemas import ERRORS, GroupsOut, HitListsOut, HitsOut, SearchBatchIn, body_doc, out
+
+router = APIRouter(responses=ERRORS, tags=["search"], dependencies=READ)
+
+
+@router.post("/collections/{c}/search", **out(HitsOut),
+             summary="Top-k by text, image (file / url / base64), vector or like=<id>",
+             openapi_extra=body_doc(multipart={"file": "binary", "k": "integer",
+                                               "where": "string"},
+                                    json_props={"text": "string", "vector": "array",
+                                                "like": "string", "url": "string",
+                                                "image_b64": "string", "k": "integer",
+                                                "where": "object"}))
+async def search(c: str, request: Request, library: LibraryDep,
+                 settings: SettingsDep) -> dict[str, Any]:
+    body = await read_single(request, settings, need_image=False)
+    collection = library.collection(c)
+    query = parse_query(body, settings)
+    k, where = parse_k(body.get("k", 10)), parse_where(body.get("where"))
+
+    def work() -> dict[str, Any]:
+        t0 = time.perf_counter()
+        hits = collection.search_batch([query], k=k, where=where)[0]
+        return {"hits": [h.to_dict() for h in hits],
+                "took_ms": round((time.perf_counter() - t0) * 1000, 3)}
+    return await run_in_threadpool(work)
+
+
+@router.post("/collections/{c}/search/batch", **out(HitListsOut),
+             summary="Many queries at once; one list of hits per query")
+def search_batch(c: str, body: SearchBatchIn, library: LibraryDep,
+                 settings: SettingsDep) -> dict[str, Any]:
+    if len(body.queries) > settings.max_batch:
+        raise InvalidInput(f"at most {settings.max_batch} queries per request")
+    queries = [parse_query(q.model_dump(exclude_none=True), settings) for q in body.queries]
+    hits = library.collection(c).search_batch(queries, k=parse_k(body.k),
+                                              where=parse_where(body.where))
+    return {"results": [[h.to_dict() for h in hs] for hs in hits]}
+
+
+@router.get("/collections/{c}/text-search", **out(HitsOut),
+            summary="Full-text search over path, user metadata and EXIF")
+def text_search(c: str, q: str, library: LibraryDep, k: int = 10,
+                where: str | None = None) -> dict[str, Any]:
+    hits = library.collection(c).text_search(q, k=k, where=parse_where(where))
+    return {"hits": [h.to_dict() for h in hits]}
+
+
+@router.get("/collections/{c}/duplicates", **out(GroupsOut),
+            summary="Groups of exact and near-duplicate images")
+def duplicates(c: str, library: LibraryDep, threshold: float = 0.95) -> dict[str, Any]:
+    return {"groups": [g.to_dict() for g in library.collection(c).duplicates(threshold)]}
