@@ -1,0 +1,199 @@
+"""Folders that index themselves: real file operations under a running Watcher."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from imgfind.errors import InvalidInput, SourceError
+from imgfind.watch import Watcher
+
+from .conftest import real_photos
+
+
+def small_jpegs(n: int, seed_photos: int = 40) -> list[bytes]:
+    """``n`` distinct small JPEGs cut from real photos (different crops, so different bytes)."""
+    bases = [Image.open(p).convert("RGB").resize((160, 120)) for p in real_photos(seed_photos)]
+    out = []
+    for i in range(n):
+        base = bases[i % len(bases)]
+        k = i // len(bases)
+        x, y = k % 10 * 8, k // 10 % 8 * 8
+        buf = io.BytesIO()
+        base.crop((x, y, x + 64, y + 48)).save(buf, format="JPEG", quality=80)
+        out.append(buf.getvalue())
+    assert len(set(out)) == n
+    return out
+
+
+def wait_for(cond, timeout: float = 60.0, what: str = "condition") -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def by_source(col) -> dict[str, str]:
+    return {it.source: it.id for it in col.items(limit=10_000)}
+
+
+@pytest.fixture
+def col(library):
+    return library.create_collection("watched")
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    d = tmp_path / "inbox"
+    d.mkdir()
+    return d
+
+
+def test_thousand_files_copied_in_at_once(col, folder, tmp_path):
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    for i, data in enumerate(small_jpegs(1000)):
+        (staging / f"img{i:04d}.jpg").write_bytes(data)
+    batches = []
+    with Watcher(col, [folder], settle=0.5, debounce=0.2, rescan=None,
+                 on_batch=batches.append) as w:
+        assert w.wait_idle(30)
+        for p in sorted(staging.iterdir()):
+            shutil.copy(p, folder / p.name)
+        wait_for(lambda: col.count() == 1000, 180, "1000 items")
+        assert w.wait_idle(30)
+    assert w.stats.errors == []
+    assert w.stats.indexed == 1000
+    # debounced and batched: far fewer rounds of work than files
+    assert 1 <= len(batches) <= 40
+    assert set(by_source(col)) == {str(folder / p.name) for p in staging.iterdir()}
+
+
+def test_rename_move_change_and_delete(col, folder):
+    data = small_jpegs(4)
+    sub = folder / "sub"
+    sub.mkdir()
+    for i, d in enumerate(data[:3]):
+        (sub / f"p{i}.jpg").write_bytes(d)
+    with Watcher(col, [folder], settle=0.3, debounce=0.2, rescan=None) as w:
+        wait_for(lambda: col.count() == 3, 60, "3 items")
+        before = by_source(col)
+        old_vec = col.vector(before[str(sub / "p0.jpg")])
+
+        # rename a file: same id, new path, vector untouched
+        os.rename(sub / "p0.jpg", sub / "renamed.jpg")
+        wait_for(lambda: str(sub / "renamed.jpg") in by_source(col), 30, "rename")
+        assert by_source(col)[str(sub / "renamed.jpg")] == before[str(sub / "p0.jpg")]
+        item = col.get(before[str(sub / "p0.jpg")])
+        assert item.file["name"] == "renamed.jpg"
+        assert (col.vector(item.id) == old_vec).all()
+
+        # move the whole folder: every id kept
+        os.rename(sub, folder / "moved")
+        wait_for(lambda: all(s.startswith(str(folder / "moved")) for s in by_source(col)),
+                 30, "folder move")
+        assert sorted(by_source(col).values()) == sorted(before.values())
+        assert col.count() == 3
+
+        # change a file's content: same id, new sha256
+        target = folder / "moved" / "p1.jpg"
+        kept = by_source(col)[str(target)]
+        old_sha = col.get(kept).sha256
+        target.write_bytes(data[3])
+        wait_for(lambda: col.get(kept).sha256 != old_sha, 30, "update")
+        assert col.get(kept).file["size"] == len(data[3])
+        assert by_source(col)[str(target)] == kept
+
+        # delete a file, then a folder
+        (folder / "moved" / "p2.jpg").unlink()
+        wait_for(lambda: col.count() == 2, 30, "delete")
+        shutil.rmtree(folder / "moved")
+        wait_for(lambda: col.count() == 0, 30, "folder delete")
+        assert w.wait_idle(10)
+    assert w.stats.errors == []
+
+
+def test_slow_writer_is_not_indexed_half_written(col, folder):
+    data = small_jpegs(1)[0]      # written in 6 slow pieces
+    seen_partial = []
+    with Watcher(col, [folder], settle=1.0, debounce=0.2, rescan=None) as w:
+        assert w.wait_idle(30)
+        path = folder / "slow.jpg"
+        step = len(data) // 6 + 1
+        with open(path, "wb") as f:
+            for i in range(0, len(data), step):
+                f.write(data[i:i + step])
+                f.flush()
+                time.sleep(0.4)
+                seen_partial.append(col.count())
+        wait_for(lambda: col.count() == 1, 30, "the finished file")
+        assert w.wait_idle(10)
+    assert seen_partial == [0] * len(seen_partial)
+    assert w.stats.errors == []
+    import hashlib
+    assert col.items()[0].sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_catch_up_on_start_keeps_ids_of_moved_files(col, folder):
+    data = small_jpegs(4)
+    for i, d in enumerate(data[:3]):
+        (folder / f"a{i}.jpg").write_bytes(d)
+    with Watcher(col, [folder], settle=0.2, rescan=None) as w:
+        wait_for(lambda: col.count() == 3, 60, "3 items")
+        assert w.wait_idle(10)
+    ids = by_source(col)
+    # while nothing watches: a rename, a delete, a new file
+    os.rename(folder / "a0.jpg", folder / "b0.jpg")
+    (folder / "a1.jpg").unlink()
+    (folder / "new.jpg").write_bytes(data[3])
+    with Watcher(col, [folder], settle=0.2, rescan=None) as w:
+        wait_for(lambda: set(by_source(col)) == {str(folder / n) for n in
+                                                 ("b0.jpg", "a2.jpg", "new.jpg")},
+                 60, "catch-up")
+        assert w.wait_idle(10)
+    now = by_source(col)
+    assert now[str(folder / "b0.jpg")] == ids[str(folder / "a0.jpg")]
+    assert now[str(folder / "a2.jpg")] == ids[str(folder / "a2.jpg")]
+    assert w.stats.moved == 1 and w.stats.removed == 1 and w.stats.indexed == 1
+
+
+def test_periodic_rescan_without_events(col, folder):
+    data = small_jpegs(2)
+    with Watcher(col, [folder], settle=0.2, rescan=0.5, events=False) as w:
+        assert w.wait_idle(30)
+        (folder / "x.jpg").write_bytes(data[0])
+        wait_for(lambda: col.count() == 1, 30, "rescan to find the file")
+        (folder / "x.jpg").unlink()
+        wait_for(lambda: col.count() == 0, 30, "rescan to find the deletion")
+
+
+def test_ignores_hidden_and_non_images_and_reports_bad_files(col, folder):
+    data = small_jpegs(1)[0]
+    with Watcher(col, [folder], settle=0.2, debounce=0.1, rescan=None) as w:
+        (folder / ".hidden.jpg").write_bytes(data)
+        (folder / "notes.txt").write_text("not an image")
+        (folder / "broken.jpg").write_bytes(b"not a jpeg at all")
+        (folder / "good.jpg").write_bytes(data)
+        wait_for(lambda: col.count() == 1 and len(w.stats.errors) == 1, 30, "one item")
+        assert w.wait_idle(10)
+    assert [Path(it.source).name for it in col.items()] == ["good.jpg"]
+    assert w.stats.errors[0]["source"].endswith("broken.jpg")
+
+
+def test_bad_arguments(col, folder, tmp_path):
+    with pytest.raises(SourceError):
+        Watcher(col, [tmp_path / "nope"])
+    with pytest.raises(InvalidInput):
+        Watcher(col, [])
+    with pytest.raises(InvalidInput):
+        Watcher(col, [folder], settle=-1)
+    with pytest.raises(InvalidInput):
+        Watcher(col, [folder], rescan=0)
