@@ -197,3 +197,51 @@ def test_bad_arguments(col, folder, tmp_path):
         Watcher(col, [folder], settle=-1)
     with pytest.raises(InvalidInput):
         Watcher(col, [folder], rescan=0)
+
+
+def test_cli_watch_runs_until_interrupted(tmp_path, folder, tiny_model_dir):
+    import json
+    import signal
+    import subprocess
+    import threading
+
+    home = tmp_path / "home"
+    proc = subprocess.Popen(
+        ["imgfind", "--home", str(home), "watch", str(folder), "--model-path",
+         str(tiny_model_dir), "--settle", "0.3", "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: list[dict] = []
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(json.loads(line))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        for i, data in enumerate(small_jpegs(3)):
+            (folder / f"c{i}.jpg").write_bytes(data)
+        wait_for(lambda: sum(x.get("indexed", 0) for x in lines) == 3, 90, "3 indexed")
+        (folder / "c0.jpg").unlink()
+        wait_for(lambda: sum(x.get("removed", 0) for x in lines) == 1, 30, "1 removed")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        rc = proc.wait(60)
+        reader.join(10)
+    assert rc == 0, proc.stderr.read() if proc.stderr else ""
+    assert lines[-1]["event"] == "stopped"
+    assert lines[-1]["indexed"] == 3 and lines[-1]["removed"] == 1
+    import imgfind
+    with imgfind.open(home) as lib:
+        assert lib.collection().count() == 2
+
+
+def test_cli_watch_bad_folder_exits_1(tmp_path, tiny_model_dir):
+    import subprocess
+
+    proc = subprocess.run(["imgfind", "--home", str(tmp_path / "h"), "watch",
+                           str(tmp_path / "missing"), "--model-path", str(tiny_model_dir)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert "cannot watch" in proc.stderr and "Traceback" not in proc.stderr
