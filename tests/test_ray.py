@@ -104,3 +104,22 @@ def test_executor_argument_is_checked(library, photo_dir):
         col.add(photo_dir, executor="spark")
     with pytest.raises(InvalidInput, match="actors"):
         RayOptions(actors=0)
+
+
+def test_cli_index_on_local_ray(tmp_path, tiny_model_dir, mixed_dir):
+    import json
+    import subprocess
+
+    def index(home: Path, *extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["imgfind", "--home", str(home), "index", str(mixed_dir),
+                               "--model-path", str(tiny_model_dir), "--json", *extra],
+                              capture_output=True, text=True, timeout=300)
+
+    local, on_ray = index(tmp_path / "h1"), index(tmp_path / "h2", "--ray", "local")
+    assert "Traceback" not in on_ray.stderr
+    assert json.loads(on_ray.stdout)["indexed"] == json.loads(local.stdout)["indexed"] == 16
+    assert on_ray.returncode == local.returncode
+
+    bad = subprocess.run(["imgfind", "index", str(mixed_dir), "--ray-gpus", "1"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "--ray" in bad.stderr and "Traceback" not in bad.stderr

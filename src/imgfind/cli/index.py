@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -19,6 +19,9 @@ from .app import (
     settings,
 )
 
+if TYPE_CHECKING:
+    from ..ray_pipeline import RayOptions
+
 
 @app.command()
 def index(ctx: typer.Context,
@@ -33,11 +36,20 @@ def index(ctx: typer.Context,
           keep_missing: Annotated[bool, typer.Option(
               "--keep-missing", help="Keep items whose files are gone.")] = False,
           workers: Annotated[int | None, typer.Option(help="Decode processes.")] = None,
+          ray: Annotated[str | None, typer.Option(
+              "--ray", metavar="ADDRESS|local",
+              help="Decode and embed on Ray: 'local' starts one here, else a cluster address "
+                   "(ray://HOST:10001 or auto).")] = None,
+          ray_actors: Annotated[int | None, typer.Option(
+              "--ray-actors", min=1, help="Embedding actors (default: one per Ray CPU).")] = None,
+          ray_gpus: Annotated[float, typer.Option(
+              "--ray-gpus", min=0, help="GPUs per Ray actor (needs --ray).")] = 0,
           as_json: JsonOpt = False) -> None:
     """Index images; re-running only processes new or changed files."""
+    executor = _ray_options(ray, ray_actors, ray_gpus)
     col = settings(ctx).collection(home, collection, model_path, create=True, model=model)
     report = col.add(*paths, recursive=not no_recursive, skip_duplicates=not keep_duplicates,
-                     remove_missing=not keep_missing, workers=workers,
+                     remove_missing=not keep_missing, workers=workers, executor=executor,
                      show_progress=not as_json and sys.stderr.isatty())
     if as_json:
         print_json(report.to_dict())
@@ -52,3 +64,13 @@ def index(ctx: typer.Context,
             err.print(f"  ... and {len(report.errors) - 20} more (use --json for all)")
     if report.errors and not (report.indexed or report.updated or report.skipped):
         raise typer.Exit(1)
+
+
+def _ray_options(address: str | None, actors: int | None, gpus: float) -> RayOptions | None:
+    if address is None:
+        if actors is not None or gpus:
+            raise typer.BadParameter("--ray-actors and --ray-gpus need --ray ADDRESS|local")
+        return None
+    from ..ray_pipeline import RayOptions
+
+    return RayOptions(address=address, actors=actors, gpus_per_actor=gpus)
