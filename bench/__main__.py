@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="quality: folder laid out as <class>/<image> for image-to-image mAP@10")
     ap.add_argument("--allow-random", action="store_true",
                     help="quality: run retrieval metrics even on a random-weight model")
+    ap.add_argument("--ray", action="store_true",
+                    help="pipeline: index on a local Ray against local threads instead")
     ap.add_argument("--note", action="append", default=[],
                     help="a sentence to store with the results (why a system or size was "
                          "left out, ...); repeatable; shown in the report")
@@ -60,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     kwargs = {"quick": a.quick}
     if a.suite == "store":
         kwargs.update(sizes=a.sizes, systems=a.systems, queries=a.queries, timeout=a.timeout)
+    if a.suite == "pipeline":
+        kwargs.update(ray=a.ray)
     if a.suite == "quality":
         kwargs.update(model_path=a.model_path, class_folder=a.class_folder,
                       allow_random=a.allow_random)

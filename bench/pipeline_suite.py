@@ -57,7 +57,7 @@ def _make_12mp(files: list[Path], dst: Path) -> Path:
     return dst
 
 
-def _imgfind(folder: Path, model: Path, home: Path) -> dict[str, Any]:
+def _imgfind(folder: Path, model: Path, home: Path, executor: Any = None) -> dict[str, Any]:
     import imgfind
 
     lib = imgfind.open(home)
@@ -67,7 +67,7 @@ def _imgfind(folder: Path, model: Path, home: Path) -> dict[str, Any]:
                                         col.embedder.image_size), np.float32))
     load_s = time.perf_counter() - t
     t = time.perf_counter()
-    rep = col.add(folder, show_progress=False)
+    rep = col.add(folder, show_progress=False, executor=executor)
     secs = time.perf_counter() - t
     n = len(col)
     lib.close()
@@ -149,7 +149,50 @@ def _quantized(model: Path) -> tuple[Path | None, str]:
     return out, "imgfind.embedders.quantize (dynamic int8, image tower)"
 
 
-def run(quick: bool) -> dict[str, Any]:
+def run_ray(quick: bool) -> dict[str, Any]:
+    """imgfind on a local Ray (every core, one 1-thread ONNX session per actor) against
+    imgfind's own threads, on the same photos; Ray's start-up is timed apart."""
+    import ray
+
+    from imgfind.ray_pipeline import RayOptions
+
+    n = 200 if quick else 1000
+    model = ensure_model("vit-b-32")
+    res = new_result("pipeline-ray", quick, {
+        "photos": n, "batch": BATCH, "repetitions": REPS, "ray": ray.__version__,
+        "model": f"random-weight ViT-B-32 shapes ({model.name})"})
+    with tempfile.TemporaryDirectory(prefix="imgfind-bench-") as tmp:
+        tmpd = Path(tmp)
+        photos = _copy_photos(flickr_images(n), tmpd / "photos")
+        t = time.perf_counter()
+        ray.init(include_dashboard=False, log_to_driver=False)
+        start_s = time.perf_counter() - t
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        opts = RayOptions(address=None, actors=cpus, batch_size=BATCH)
+        runs: dict[str, list[dict[str, Any]]] = {"local": [], "ray": []}
+        try:
+            for rep in range(REPS):
+                log(f"run {rep + 1}/{REPS}: local threads, then Ray ({cpus} actors)")
+                runs["local"].append(_imgfind(photos, model, tmpd / f"local-{rep}"))
+                runs["ray"].append(_imgfind(photos, model, tmpd / f"ray-{rep}", opts))
+        finally:
+            ray.shutdown()
+    fig = {w: _median_of(r) for w, r in runs.items()}
+    fig["ratio_ray_local"] = fig["ray"]["images_per_s"] / fig["local"]["images_per_s"]
+    fig["ray_start_s"] = start_s
+    fig["actors"] = cpus
+    res["figures"] = fig
+    res["tables"].append(table("Indexing on Ray vs local threads", [
+        "way", "images", "seconds", "images/s"], [
+        [w, fig[w]["images"], fig[w]["seconds"], fig[w]["images_per_s"]] for w in ("local", "ray")
+    ], note=f"ray / local = {fig['ratio_ray_local']:.2f} (no target on 2 cores); Ray start-up "
+            f"{start_s:.1f} s excluded; medians of {REPS} interleaved runs"))
+    return res
+
+
+def run(quick: bool, ray: bool = False) -> dict[str, Any]:
+    if ray:
+        return run_ray(quick)
     n, n12 = (200, 16) if quick else (1000, 60)
     model = ensure_model("vit-b-32")
     res = new_result("pipeline", quick, {"photos": n, "photos_12mp": n12, "batch": BATCH,
