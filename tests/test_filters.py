@@ -7,8 +7,20 @@ import sqlite3
 import numpy as np
 import pytest
 
-from imgfind.errors import InvalidFilter
-from imgfind.filters import compile_filter, field_expression, json_fields
+from imgfind.errors import InvalidFilter, UnsupportedFilter
+from imgfind.filters import (
+    OPS,
+    And,
+    Compare,
+    Field,
+    Not,
+    Or,
+    SQLCompiler,
+    compile_filter,
+    field_expression,
+    json_fields,
+    parse,
+)
 from imgfind.stores import CollectionInfo, Record, open_backend
 
 ROWS = [
@@ -199,3 +211,38 @@ def test_booleans_stay_out_of_numeric_ranges(store):
     assert ids(store, {"vip": {"$lt": 2}}) == []
     assert ids(store, {"vip": 1}) == []
     assert ids(store, {"age": {"$gt": 2.5}}) == ["a", "b", "d"]
+
+
+def test_parse_builds_the_typed_tree_the_compilers_share():
+    tree = parse({"breed": "labrador", "$or": [{"exif.GPS.lat": {"$gt": 59}},
+                                               {"$not": {"tags": {"$in": ["a", None]}}}]})
+    assert isinstance(tree, And) and len(tree.children) == 2
+    eq, alt = tree.children
+    assert eq == Compare("$eq", Field("breed", "metadata", ("breed",), "json"), "labrador")
+    assert isinstance(alt, Or)
+    gt, neg = alt.children
+    assert gt.field == Field("exif.GPS.lat", "exif", ("GPS", "lat"), "json") and gt.value == 59
+    assert isinstance(neg, Not) and neg.child.op == "$in" and neg.child.value == ("a", None)
+    assert parse({}) == And(()) == parse(None)
+    assert parse({"width": {"$not": 3}}) == Not(
+        Compare("$eq", Field("width", "column", ("width",), "int"), 3))
+
+
+@pytest.mark.parametrize("where", [{"age": {"$regex": "x"}}, {"width": "wide"}, {"": 1},
+                                   {"$not": [1]}, {"age": {"$in": 3}}])
+def test_parse_alone_validates(where):
+    with pytest.raises(InvalidFilter):
+        parse(where)
+
+
+def test_an_operator_a_backend_cannot_express_is_a_typed_error():
+    class NoContains(SQLCompiler):
+        backend = "toy"
+        supported = frozenset(OPS) - {"$contains"}
+
+    assert NoContains().compile(parse({"a": 2})) == """json_extract(metadata, '$."a"') = ?"""
+    with pytest.raises(UnsupportedFilter) as e:
+        NoContains().compile(parse({"$or": [{"a": 1}, {"tags": {"$contains": "x"}}]}))
+    assert e.value.status == 400 and e.value.code == "unsupported_filter"
+    assert "$contains" in e.value.message and "toy" in e.value.message
+    assert isinstance(e.value, InvalidFilter)

@@ -48,6 +48,12 @@ class InvalidFilter(InvalidInput):
     code = "invalid_filter"
 
 
+class UnsupportedFilter(InvalidFilter):
+    """A valid filter that the collection's store cannot express (names operator and store)."""
+
+    code = "unsupported_filter"
+
+
 class InvalidImage(InvalidInput):
     """Bytes that are not a decodable image (truncated, empty, not an image)."""
 

@@ -39,6 +39,9 @@ __all__ = ["FLAT", "IVF", "VectorIndex", "ivf_nlist"]
 
 FLAT = "flat"
 IVF = "ivf-sq8"
+# The SWIG module without its partial stubs (see VectorIndex.index).
+_faiss: Any = faiss
+
 _MAGIC = b"IMGFIDX1"
 _TUNE_QUERIES = 100
 _TUNE_K = 10
@@ -76,7 +79,9 @@ class VectorIndex:
 
     def __init__(self, index: faiss.Index, kind: str, dim: int, seq: int = 0,
                  max_rowid: int = 0, nprobe: int = 1, trained_for: int = 0):
-        self.index = index
+        # Any: faiss's bundled stubs lack nlist, the IO callbacks and the SearchParameters
+        # keywords that the SWIG module has.
+        self.index: Any = index
         self.kind = kind
         self.dim = dim
         self.seq = seq
@@ -174,12 +179,13 @@ class VectorIndex:
                nprobe: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(scores, rowids), each (len(queries), k); rowid -1 where fewer than k were found."""
         q = np.ascontiguousarray(queries, dtype=np.float32)
+        params: Any
         if self.kind == IVF:
-            params = faiss.SearchParametersIVF(nprobe=min(nprobe or self.nprobe, self.nlist))
+            params = _faiss.SearchParametersIVF(nprobe=min(nprobe or self.nprobe, self.nlist))
             if selector is not None:
                 params.sel = selector
         else:
-            params = faiss.SearchParameters(sel=selector) if selector is not None else None
+            params = _faiss.SearchParameters(sel=selector) if selector is not None else None
         return self.index.search(q, k, params=params)
 
     def save(self, path: str | Path, owner: str = "") -> None:
@@ -196,7 +202,7 @@ class VectorIndex:
         try:
             with open(tmp, "wb") as f:
                 f.write(_MAGIC + struct.pack("<I", len(header)) + header)
-                faiss.write_index(self.index, faiss.PyCallbackIOWriter(f.write))
+                faiss.write_index(self.index, _faiss.PyCallbackIOWriter(f.write))
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
@@ -223,7 +229,7 @@ class VectorIndex:
             if h.get("owner") != owner:
                 raise ValueError("index file belongs to another collection")
             try:
-                index = faiss.read_index(faiss.PyCallbackIOReader(f.read))
+                index = faiss.read_index(_faiss.PyCallbackIOReader(f.read))
             except RuntimeError as e:
                 raise ValueError(f"damaged index file: {e}") from e
             if f.read(1):

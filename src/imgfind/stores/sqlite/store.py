@@ -1,0 +1,139 @@
+"""One collection's store handle, assembled from its parts, with its health checks."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from ..base import CollectionInfo
+from .codec import _CHUNK, _fts_body, _now
+from .core import StoreOptions
+from .rows import RowStore
+from .schema import DB_FILE, INDEX_FILE, SCHEMA, SCHEMA_VERSION, connect
+
+__all__ = ["SQLiteStore"]
+
+
+class SQLiteStore(RowStore):
+    """One collection: rows in SQLite, vectors searched through a derived faiss index.
+
+    Thread-safe (one lock per handle); several processes may share the store.
+    Open it through :class:`SQLiteBackend`.
+    """
+
+    # ----------------------------------------------------------------- creation
+    @classmethod
+    def create(cls, folder: Path, info: CollectionInfo,
+               options: StoreOptions | None = None) -> SQLiteStore:
+        """Create the collection's database in ``folder`` (which must not hold one)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        db = folder / DB_FILE
+        for stale in (db, folder / f"{DB_FILE}-wal", folder / f"{DB_FILE}-shm",
+                      folder / INDEX_FILE):
+            stale.unlink(missing_ok=True)   # leftovers of a create that was killed
+        con = connect(db)
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            for stmt in SCHEMA.split(";"):
+                if stmt.strip():
+                    con.execute(stmt)
+            meta = {"schema": SCHEMA_VERSION, "name": info.name, "model": info.model,
+                    "dim": info.dim, "model_path": info.model_path,
+                    "created": info.created or _now(), "seq": 0, "floor": 0}
+            con.executemany("INSERT INTO meta(key, value) VALUES (?, ?)", meta.items())
+            con.execute("COMMIT")
+        finally:
+            con.close()
+        return cls(folder, options)
+
+    # ------------------------------------------------------------------- health
+    def check(self) -> dict[str, Any]:
+        """Health: integrity, items without vectors, full-text and vector index in step.
+
+        {"ok": bool, "items": n, "vectors": n, "fts": n, "integrity": "ok",
+         "index": {"kind", "size", "in_step", ...}, "problems": [...]}
+        """
+        problems: list[str] = []
+        with self._lock:
+            con = self._con
+            items = con.execute("SELECT count(*) FROM items").fetchone()[0]
+            pragma = "integrity_check" if items < 200_000 else "quick_check"
+            res = [r[0] for r in con.execute(f"PRAGMA {pragma}")]
+            integrity = "ok" if res == ["ok"] else "; ".join(res[:5])
+            if integrity != "ok":
+                problems.append(f"database integrity: {integrity}")
+            for _ in range(3):    # other writers may commit between the sync and the counts
+                ix = self._sync()
+                with self._tx("DEFERRED"):
+                    seq = self._meta_int(con, "seq")
+                    items = con.execute("SELECT count(*) FROM items").fetchone()[0]
+                    vectors = con.execute("SELECT count(*) FROM vectors").fetchone()[0]
+                    novec = con.execute("SELECT count(*) FROM items WHERE rowid NOT IN "
+                                        "(SELECT rowid FROM vectors)").fetchone()[0]
+                    fts = con.execute("SELECT count(*) FROM fts").fetchone()[0]
+                if seq == ix.seq:
+                    break
+            if novec:
+                problems.append(f"{novec} items have no vector; re-add them")
+            if fts != items:
+                problems.append(f"full-text index holds {fts} rows for {items} items; "
+                                "run rebuild")
+            in_step = ix.ntotal == vectors and ix.seq == seq
+            if not in_step:
+                problems.append(f"vector index holds {ix.ntotal} vectors for {vectors} "
+                                "stored ones; run rebuild")
+            index = self._describe(ix) | {"in_step": in_step}
+        return {"ok": not problems, "items": items, "vectors": vectors, "fts": fts,
+                "integrity": integrity, "index": index, "problems": problems}
+
+    def index_info(self) -> dict[str, Any]:
+        """The vector index in brief, without the integrity scan :meth:`check` does.
+
+        Cheap enough for a status page: {"kind", "size", "seq", "nlist", "nprobe", ...};
+        ``nprobe`` is the one searches use, ``tuned_nprobe`` the one tuned at build time.
+        """
+        with self._lock:
+            return self._describe(self._sync())
+
+    def rebuild(self) -> dict[str, Any]:
+        """Rebuild the full-text index and the vector index from the rows."""
+        t0 = time.perf_counter()
+        with self._lock:
+            with self._tx() as con:
+                con.execute("DELETE FROM fts")
+                cur = con.execute("SELECT rowid, source, metadata, exif, file FROM items")
+                fts = 0
+                while rows := cur.fetchmany(_CHUNK):
+                    con.executemany(
+                        "INSERT INTO fts(rowid, path, body) VALUES (?, ?, ?)",
+                        [(r[0], r[1], _fts_body(json.loads(r[2]), json.loads(r[3]),
+                                                json.loads(r[4]))) for r in rows])
+                    fts += len(rows)
+            with self._tx("DEFERRED") as con:
+                ix = self._build(con, self._meta_int(con, "seq"))
+        return {"items": fts, "fts": fts, "index": {"kind": ix.kind, "size": ix.ntotal,
+                                                    "nlist": ix.nlist, "nprobe": ix.nprobe},
+                "seconds": round(time.perf_counter() - t0, 3)}
+
+    def flush(self) -> None:
+        """Save the vector index now if it absorbed changes since its last save.
+
+        Optional: the index is saved on close and every ``save_every`` changes,
+        and a lost save only costs a catch-up from the rows on the next open.
+        """
+        with self._lock:
+            if self._ix is not None and self._unsaved:
+                self._save_index()
+
+    def close(self) -> None:
+        """Save the index if it changed since the last save, then close the database."""
+        with self._lock:
+            if self._closed:
+                return
+            if self._ix is not None and self._unsaved:
+                self._save_index()
+            self._closed = True
+            self._conn.close()
+
