@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from PIL import Image
 
 from ...errors import ImgfindError, InvalidInput
-from ...filters import compile_filter
+from ...filters import parse as parse_filter
 from ...types import Item
 from ..deps import READ, WRITE, LibraryDep, SettingsDep
 from ..parsing import (
@@ -228,7 +228,7 @@ def _fields(items: list[Any]) -> list[dict[str, Any]]:
 
 def _filterable(key: str) -> bool:
     try:
-        compile_filter({key: {"$exists": True}})
+        parse_filter({key: {"$exists": True}})
         return True
     except ImgfindError:
         return False
