@@ -145,8 +145,8 @@ def _quantized(model: Path) -> tuple[Path | None, str]:
     # made from this very model folder, not from an older build of it
     if not done.exists() or done.stat().st_mtime < (model / "config.json").stat().st_mtime:
         shutil.rmtree(out, ignore_errors=True)
-        quantize(model, out)
-    return out, "imgfind.embedders.quantize (dynamic int8, image tower)"
+        quantize(model, out, force=True)  # measured here whether or not it pays
+    return out, "imgfind.embedders.quantize (dynamic int8, image tower, force=True)"
 
 
 def run_ray(quick: bool) -> dict[str, Any]:

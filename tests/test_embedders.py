@@ -366,8 +366,10 @@ def test_squash_resize_mode() -> None:
 
 
 def test_quantize(clip: OnnxClipEmbedder, tiny_model_dir: Path, tmp_path: Path) -> None:
-    out = quantize(tiny_model_dir, tmp_path / "int8")
+    out = quantize(tiny_model_dir, tmp_path / "int8", force=True)
     q = load_embedder(model_path=out, threads=1)
+    speed = json.loads((out / "config.json").read_text())["int8"]
+    assert speed["fp32_s"] > 0 and speed["int8_s"] > 0 and speed["cpu"]
     assert q.name == "imgfind-test-tiny-int8" and q.dim == clip.dim
     images = photos(4)
     sims = np.sum(q.embed_images(images) * clip.embed_images(images), axis=1)
@@ -375,7 +377,16 @@ def test_quantize(clip: OnnxClipEmbedder, tiny_model_dir: Path, tmp_path: Path) 
     assert (out / "visual" / "model.onnx").stat().st_size < \
         (tiny_model_dir / "visual" / "model.onnx").stat().st_size
     with pytest.raises(InvalidInput, match="not empty"):
-        quantize(tiny_model_dir, out)
+        quantize(tiny_model_dir, out, force=True)
+
+
+def test_quantize_refuses_where_int8_does_not_pay(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from imgfind.errors import NotSupported
+
+    # no CPU runs int8 1000x faster: the gate must refuse, say why, and leave nothing behind
+    with pytest.raises(NotSupported, match=r"int8 does not pay on this CPU .*x the fp32 speed"):
+        quantize(tiny_model_dir, tmp_path / "int8", min_speedup=1000.0)
+    assert not (tmp_path / "int8").exists()
 
 
 # -- transformers.js layout -----------------------------------------------------------------
@@ -523,7 +534,7 @@ def test_siglip_config_canonicalizes_text(tjs: OnnxClipEmbedder, tjs_model_dir: 
 
 def test_quantize_transformers_js(tjs: OnnxClipEmbedder, tjs_model_dir: Path,
                                   tmp_path: Path) -> None:
-    out = quantize(tjs_model_dir, tmp_path / "int8")
+    out = quantize(tjs_model_dir, tmp_path / "int8", force=True)
     q = load_embedder(model_path=out, threads=1)
     assert q.name == "imgfind-test-tiny-transformers-js-int8" and q.layout is TRANSFORMERS_JS
     images = photos(4)

@@ -11,8 +11,9 @@ import os
 from pathlib import Path
 
 from .base import Embedder, l2_normalize
-from .onnx_clip import ClipPreprocessor, OnnxClipEmbedder, detect_layout, folder_name, quantize
+from .onnx_clip import ClipPreprocessor, OnnxClipEmbedder, detect_layout, folder_name
 from .phash import PHashEmbedder
+from .quantize import quantize
 from .registry import DEFAULT_MODEL, PRESETS, ModelInfo, fetch, list_models, resolve
 
 __all__ = [

@@ -79,7 +79,6 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import string
 import threading
 from collections.abc import Sequence
@@ -701,34 +700,3 @@ class OnnxClipEmbedder:
             n = int(mask.sum(axis=1).max())
             ids, mask = ids[:, :n], mask[:, :n]
         return self._run_text(ids, mask)
-
-
-def quantize(model_dir: str | Path, out_dir: str | Path) -> Path:
-    """Write an int8 copy of a model folder: the image tower dynamically quantized.
-
-    Works for both layouts. The text tower and settings are copied unchanged
-    (queries are few; their precision matters more than their speed).
-
-    >>> quantize("models/ViT-B-32__openai", "models/ViT-B-32__openai-int8")  # doctest: +SKIP
-    """
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    src = check_model_dir(model_dir)
-    layout = detect_layout(src)
-    dst = Path(out_dir).expanduser()
-    if dst.exists() and any(dst.iterdir()):
-        raise InvalidInput(f"{str(dst)!r} is not empty; pass a new folder")
-    image_model = src / layout.image_model
-
-    def skip_image_tower(folder: str, names: list[str]) -> list[str]:
-        # the tower and its external-data files (model.onnx_data, model.onnx.data)
-        if Path(folder).resolve() != image_model.parent.resolve():
-            return []
-        return [n for n in names if n.startswith(image_model.name)]
-
-    shutil.copytree(src, dst, dirs_exist_ok=True, ignore=skip_image_tower)
-    config = _read_json(src / "config.json")
-    config["name"] = f"{name_for_folder(src.resolve(), config)}-int8"
-    (dst / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
-    quantize_dynamic(image_model, dst / layout.image_model, weight_type=QuantType.QInt8)
-    return dst
