@@ -123,3 +123,15 @@ def test_cli_index_on_local_ray(tmp_path, tiny_model_dir, mixed_dir):
     bad = subprocess.run(["imgfind", "index", str(mixed_dir), "--ray-gpus", "1"],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "--ray" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_ray_reads_fsspec_urls(local_ray, tmp_path, tiny_model_dir, mixed_dir):
+    """Actors read the objects themselves (file:// here; s3://, gs://... the same way)."""
+    import imgfind
+
+    with imgfind.open(tmp_path / "home", model_path=tiny_model_dir) as lib:
+        col = lib.create_collection("default")
+        rep = col.add(f"file://{mixed_dir}/", executor=RayOptions(actors=2, batch_size=8))
+        assert rep.indexed == 16 and [e["code"] for e in rep.errors] == ["invalid_image"]
+        assert all(i.source.startswith("file://") for i in col.items(limit=100))
+        assert col.add(f"file://{mixed_dir}/", executor=RayOptions(actors=1)).skipped == 17

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from . import imageio, metadata, sources
+from . import imageio, metadata, remote, sources
 from .embedders.base import Embedder, Preprocessor
 from .errors import ImgfindError
 from .sources import Source
@@ -106,7 +106,7 @@ def prepare(src: Source, preprocessor: Preprocessor, *, limits: imageio.Limits =
     data = sources.read_bytes(src, max_bytes=limits.max_bytes, timeout=fetch_timeout,
                               allow_private=allow_private_urls)
     decoded = imageio.decode(data, limits=limits, min_size=min_size)
-    facts = metadata.file_facts(src.ref) if src.kind == "file" else {}
+    facts = metadata.file_facts(src.ref) if src.kind == "file" else dict(src.facts or {})
     return Prepared(
         source=src, pixels=preprocessor.pixels(decoded.image),
         sha256=hashlib.sha256(data).hexdigest(), width=decoded.width, height=decoded.height,
@@ -281,8 +281,10 @@ def index(store: CollectionStore, embedder: Embedder, targets: Iterable[str | Pa
     report = IndexReport()
     for target in targets:
         target = os.path.expanduser(str(target))
-        is_folder = os.path.isdir(target)
-        known = store.source_states(_folder_prefix(target)) if is_folder else {}
+        prefix = remote.folder_prefix(target) if remote.is_remote(target) else \
+            _folder_prefix(target) if os.path.isdir(target) else None
+        is_folder = prefix is not None
+        known = store.source_states(prefix) if prefix is not None else {}
         walked: set[str] = set()
         for src in sources.iter_sources(target, recursive=recursive):
             walked.add(src.ref)
@@ -291,7 +293,8 @@ def index(store: CollectionStore, embedder: Embedder, targets: Iterable[str | Pa
             if state is None:
                 todo.append(src)
                 continue
-            if src.kind == "file" and _unchanged(src.ref, state.mtime_ns, state.size):
+            if src.kind == "file" and _unchanged(src.ref, state.mtime_ns, state.size) or \
+                    src.kind == "remote" and remote.unchanged(src, state.mtime_ns, state.size):
                 report.skipped += 1
                 continue
             if src.kind in ("url", "archive") and not src.metadata:

@@ -64,18 +64,20 @@ _USER_AGENT = "imgfind/0.1 (+https://github.com/imgfind)"
 class Source:
     """One image to index: where it is, plus any metadata that came with it.
 
-    ``ref`` is an absolute file path, an http(s) URL, ``"archive.zip!member.jpg"``
-    or ``"upload:<name>"``; ``data`` is set when the bytes are already in hand
-    (uploads).
+    ``ref`` is an absolute file path, an http(s) URL, ``"archive.zip!member.jpg"``,
+    an fsspec URL (``s3://...``, see :mod:`imgfind.remote`) or ``"upload:<name>"``;
+    ``data`` is set when the bytes are already in hand (uploads); ``facts`` are
+    file facts a listing already gave (remote objects).
 
     >>> Source("upload:cat.jpg", "bytes", {"album": "pets"}, b"...").kind
     'bytes'
     """
 
     ref: str
-    kind: Literal["file", "url", "archive", "bytes"]
+    kind: Literal["file", "url", "archive", "bytes", "remote"]
     metadata: dict = field(default_factory=dict)
     data: bytes | None = None
+    facts: dict | None = None
 
 
 def _is_url(text: str) -> bool:
@@ -115,6 +117,8 @@ def iter_sources(target: str | Path, *, recursive: bool = True) -> Iterator[Sour
       ``archive.zip!member`` refs; other non-empty cells become metadata
       (numbers become int/float, zero-padded ones such as "007" stay text).
     - archive: image members as ``kind="archive"``, ref ``"<archive>!<member>"``.
+    - fsspec URL (``s3://bucket/prefix/``, ``gs://``, ``memory://``...): image
+      objects under it as ``kind="remote"`` (:mod:`imgfind.remote`).
 
     Raises :class:`~imgfind.errors.SourceError` when the target does not exist.
 
@@ -123,6 +127,11 @@ def iter_sources(target: str | Path, *, recursive: bool = True) -> Iterator[Sour
     """
     if isinstance(target, str) and _is_url(target):
         yield Source(ref=target, kind="url")
+        return
+    from . import remote
+
+    if remote.is_remote(target):
+        yield from remote.iter_remote(str(target), recursive=recursive)
         return
     path = Path(target).expanduser()
     if not path.exists() and not path.is_symlink():
@@ -336,6 +345,10 @@ def read_bytes(src: Source, *, max_bytes: int = Limits.max_bytes, timeout: float
                          allow_private=allow_private)
     if src.kind == "archive":
         return _read_member(src.ref, max_bytes)
+    if src.kind == "remote":
+        from . import remote
+
+        return remote.read(src.ref, max_bytes)
     raise SourceError(f"{src.ref} has no data to read; pass the image bytes with it")
 
 
