@@ -108,6 +108,13 @@ class NotSupported(ImgfindError):
     status = 501
 
 
+class StoreTooNew(StoreError):
+    """A store written by a newer imgfind: refused untouched; upgrade imgfind to open it."""
+
+    code = "store_too_new"
+    status = 409
+
+
 class Unauthorized(ImgfindError):
     code = "unauthorized"
     status = 401

@@ -23,6 +23,8 @@ class CollectionInfo:
     dim: int
     model_path: str | None = None   # local model folder it was created with, if any
     created: str | None = None
+    # Why the collection is listed but cannot be opened (e.g. written by a newer imgfind).
+    problem: str | None = None
 
 
 @dataclass

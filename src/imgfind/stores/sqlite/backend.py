@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import sqlite3
 import threading
 import time
 from pathlib import Path
 
-from ...errors import AlreadyExists, InvalidInput, NotFound, StoreError
+from ...errors import AlreadyExists, InvalidInput, NotFound, StoreError, StoreTooNew
 from ..base import CollectionInfo
 from .core import StoreOptions
-from .schema import DB_FILE, NAME_RE, read_info
+from .schema import DB_FILE, NAME_RE, probe
 from .store import SQLiteStore
 
 __all__ = ["SQLiteBackend"]
@@ -44,7 +43,8 @@ class SQLiteBackend:
         return self.root / name
 
     def collections(self) -> list[CollectionInfo]:
-        """Every collection with a valid database, by name."""
+        """Every collection, by name; one written by a newer imgfind is listed with its
+        ``problem`` (it cannot be opened here). Folders holding no collection are skipped."""
         out: list[CollectionInfo] = []
         if not self.root.is_dir():
             return out
@@ -56,42 +56,40 @@ class SQLiteBackend:
                 out.append(self._open[folder.name].info)
                 continue
             try:
-                con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
-                try:
-                    out.append(read_info(con))
-                finally:
-                    con.close()
-            except (sqlite3.DatabaseError, StoreError):
-                continue     # a half-created or foreign folder is not a collection
+                info = probe(db)
+            except StoreError:
+                continue     # damaged or foreign: `open` says why, `create` refuses it
+            if info is not None:
+                out.append(info)
         return out
 
     def create(self, info: CollectionInfo) -> SQLiteStore:
-        """Create a collection; AlreadyExists if the name is taken."""
+        """Create a collection; AlreadyExists if the name is taken.
+
+        Never deletes data: a folder holding a store this imgfind cannot read (damaged,
+        foreign, or from a newer imgfind) is refused with a typed error, untouched.
+        """
         folder = self._folder(info.name)
         if not isinstance(info.dim, int) or info.dim <= 0:
             raise InvalidInput(f"a collection needs a positive vector dimension, got {info.dim!r}")
         if not info.model:
             raise InvalidInput("a collection needs the name of its embedding model")
         with self._lock:
-            if self._valid(folder):
+            db = folder / DB_FILE
+            try:
+                found = probe(db) if db.is_file() else None
+            except StoreError as e:
+                raise StoreError(f"collection {info.name!r} exists but cannot be read "
+                                 f"({e.message}); imgfind does not overwrite it: move "
+                                 f"{folder} away or drop the collection first") from e
+            if found is not None and found.problem:
+                raise StoreTooNew(found.problem)
+            if found is not None:
                 raise AlreadyExists(f"collection {info.name!r} already exists; open it, or "
                                     "drop it first")
             store = SQLiteStore.create(folder, info, self.options)
             self._open[info.name] = store
             return store
-
-    def _valid(self, folder: Path) -> bool:
-        if not (folder / DB_FILE).is_file():
-            return False
-        try:
-            con = sqlite3.connect(f"file:{folder / DB_FILE}?mode=ro", uri=True, timeout=30)
-            try:
-                read_info(con)
-            finally:
-                con.close()
-        except (sqlite3.DatabaseError, StoreError):
-            return False
-        return True
 
     def open(self, name: str) -> SQLiteStore:
         """The collection's store (one shared handle per backend); NotFound if absent."""

@@ -9,9 +9,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ...errors import StoreError
+from ...errors import StoreError, StoreTooNew
 from ..vector_index import VectorIndex
-from .schema import DB_FILE, INDEX_FILE, connect, read_info
+from .migrations import migrate
+from .schema import DB_FILE, INDEX_FILE, connect, probe, read_info
 
 __all__ = ["StoreCore", "StoreOptions"]
 
@@ -56,9 +57,18 @@ class StoreCore:
         self.folder = Path(folder)
         self.options = options or StoreOptions()
         self._lock = threading.RLock()
-        self._conn = connect(self.folder / DB_FILE)
+        db = self.folder / DB_FILE
+        # Looked at read-only first: a store from a newer imgfind must stay byte-identical.
+        found = probe(db)
+        if found is None:
+            raise StoreError(f"collection {self.folder.name!r} holds no data (its creation "
+                             "was interrupted); create it again")
+        if found.problem:
+            raise StoreTooNew(found.problem)
+        self._conn = connect(db)
         self._closed = False
         try:
+            migrate(self._conn, found.name)
             self.info = read_info(self._conn)
         except BaseException:
             self._conn.close()

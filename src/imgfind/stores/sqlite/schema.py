@@ -1,6 +1,7 @@
-"""The collection database file: its schema, its version and how it is opened.
+"""The collection database file: its base schema and how it is opened and probed.
 
-(Migrations between schema versions are in :mod:`.migrations`.)
+Schema versions and the migrations between them are in :mod:`.migrations`;
+:data:`SCHEMA` is version 1 and never changes.
 """
 
 from __future__ import annotations
@@ -9,16 +10,15 @@ import re
 import sqlite3
 from pathlib import Path
 
-from ...errors import StoreError
+from ...errors import StoreError, StoreTooNew
 from ..base import CollectionInfo
+from .migrations import refuse_newer, stored_version
 
-__all__ = ["DB_FILE", "INDEX_FILE", "NAME_RE", "SCHEMA", "SCHEMA_VERSION", "connect",
-           "read_info"]
+__all__ = ["DB_FILE", "INDEX_FILE", "NAME_RE", "SCHEMA", "connect", "probe", "read_info"]
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 DB_FILE = "items.db"
 INDEX_FILE = "vectors.index"
-SCHEMA_VERSION = 1
 
 SCHEMA = """CREATE TABLE meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;
 CREATE TABLE items(
@@ -66,13 +66,41 @@ def connect(path: Path) -> sqlite3.Connection:
 
 
 def read_info(con: sqlite3.Connection) -> CollectionInfo:
+    """The collection facts in ``meta`` (any schema version); StoreError if there are none."""
     try:
         meta = dict(con.execute("SELECT key, value FROM meta"))
     except sqlite3.DatabaseError as e:
         raise StoreError(f"not an imgfind collection database: {e}") from e
-    if meta.get("schema") != SCHEMA_VERSION or "dim" not in meta:
-        raise StoreError(f"unsupported collection schema {meta.get('schema')!r}; "
-                         "this imgfind cannot open it")
+    if not all(k in meta for k in ("name", "model", "dim")):
+        raise StoreError("not an imgfind collection database: its meta table lacks "
+                         "name, model or dim")
     return CollectionInfo(name=meta["name"], model=meta["model"], dim=int(meta["dim"]),
                           model_path=meta.get("model_path"), created=meta.get("created"))
 
+
+def probe(db: Path) -> CollectionInfo | None:
+    """A read-only look at a collection database that never writes to it.
+
+    None if it holds nothing (a create killed before its commit); its facts if it
+    is a collection of any version (``problem`` set when a newer imgfind wrote
+    it); StoreError if it is damaged or not an imgfind database.
+    """
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    except sqlite3.Error as e:
+        raise StoreError(f"cannot open {db}: {e}") from e
+    try:
+        if con.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0:
+            return None
+        info = read_info(con)
+        try:
+            refuse_newer(stored_version(con), info.name)
+        except StoreTooNew as e:
+            return CollectionInfo(info.name, info.model, info.dim, info.model_path,
+                                  info.created, problem=e.message)
+        return info
+    except sqlite3.DatabaseError as e:
+        raise StoreError(f"cannot read {db}: {e}; the file is damaged or not an imgfind "
+                         "store") from e
+    finally:
+        con.close()

@@ -10,8 +10,10 @@ from typing import Any
 from ..base import CollectionInfo
 from .codec import _CHUNK, _fts_body, _now
 from .core import StoreOptions
+from .migrations import BASE_VERSION
+from .migrations import apply as apply_migrations
 from .rows import RowStore
-from .schema import DB_FILE, INDEX_FILE, SCHEMA, SCHEMA_VERSION, connect
+from .schema import DB_FILE, INDEX_FILE, SCHEMA, connect
 
 __all__ = ["SQLiteStore"]
 
@@ -27,7 +29,8 @@ class SQLiteStore(RowStore):
     @classmethod
     def create(cls, folder: Path, info: CollectionInfo,
                options: StoreOptions | None = None) -> SQLiteStore:
-        """Create the collection's database in ``folder`` (which must not hold one)."""
+        """Create the collection's database in ``folder`` (which must hold no data: the
+        backend checks; files here are leftovers of a create that was killed)."""
         folder.mkdir(parents=True, exist_ok=True)
         db = folder / DB_FILE
         for stale in (db, folder / f"{DB_FILE}-wal", folder / f"{DB_FILE}-shm",
@@ -39,10 +42,11 @@ class SQLiteStore(RowStore):
             for stmt in SCHEMA.split(";"):
                 if stmt.strip():
                     con.execute(stmt)
-            meta = {"schema": SCHEMA_VERSION, "name": info.name, "model": info.model,
+            meta = {"schema": BASE_VERSION, "name": info.name, "model": info.model,
                     "dim": info.dim, "model_path": info.model_path,
                     "created": info.created or _now(), "seq": 0, "floor": 0}
             con.executemany("INSERT INTO meta(key, value) VALUES (?, ?)", meta.items())
+            apply_migrations(con, BASE_VERSION)     # one way to every version: the steps
             con.execute("COMMIT")
         finally:
             con.close()
