@@ -326,6 +326,10 @@ def write_report(out: Path, docs: Path) -> Path:
             md += [f"> {n}", ""]
         md += ["<details><summary>library versions</summary>", "",
                ", ".join(f"{k} {v}" for k, v in r["versions"].items()), "", "</details>", ""]
+    if "store" in results:
+        from .projection import project
+
+        md += project(results["store"])
     md += ["## How to reproduce", "", "```sh",
            ("pip install -e '.[bench]' -c <(pip freeze | grep -iE "
            "'^(numpy|onnxruntime|tokenizers|transformers|torch|fastapi|starlette|httpx|"
