@@ -96,7 +96,8 @@ def test_collections_lifecycle(api) -> None:
     assert api.delete(f"/collections/{name}").json() == {"dropped": name}
     assert error_of(api.get(f"/collections/{name}")) == "not_found"
     assert error_of(api.delete(f"/collections/{name}")) == "not_found"
-    assert error_of(api.post("/collections", json={"nom": "x"})) == "invalid_input"
+    assert error_of(api.post("/collections", json={"nom": "x"})) == "unknown_field"
+    assert error_of(api.post("/collections", json={})) == "invalid_input"
 
 
 def test_item_upload_get_image_thumbnail_metadata(api, col) -> None:

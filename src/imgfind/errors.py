@@ -61,6 +61,14 @@ class InvalidImage(InvalidInput):
     status = 422
 
 
+class UnknownField(InvalidInput):
+    """A request field, query parameter or argument imgfind does not know (a typo is
+    never silently ignored)."""
+
+    code = "unknown_field"
+    status = 422
+
+
 class ImageTooLarge(InvalidImage):
     """Over the byte or pixel limit (decompression-bomb guard)."""
 
@@ -92,6 +100,24 @@ class ModelUnavailable(ImgfindError):
 
     code = "model_unavailable"
     status = 503
+
+
+class NotAllowed(ImgfindError):
+    """Something this server's operator has not enabled (e.g. model downloads)."""
+
+    code = "not_allowed"
+    status = 403
+
+
+class Busy(ImgfindError):
+    """The server is at a limit right now; retry after ``retry_after`` seconds."""
+
+    code = "busy"
+    status = 503
+
+    def __init__(self, message: str, retry_after: int = 1):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class StoreError(ImgfindError):

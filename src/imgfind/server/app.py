@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -26,7 +26,7 @@ from fastapi.staticfiles import StaticFiles
 from .. import __version__
 from ..api import Library
 from ..errors import InvalidInput, NotFound
-from .deps import KEY_COOKIE
+from .deps import KEY_COOKIE, reject_unknown_query
 from .errors import BodyLimitMiddleware, install_error_handlers
 from .jobs import JobManager
 from .routes import routers
@@ -74,6 +74,7 @@ def create_app(library: Library, *, api_key: str | None = None, protect_reads: b
 
     app = FastAPI(
         title="imgfind", version=__version__, lifespan=lifespan, openapi_tags=TAGS,
+        dependencies=[Depends(reject_unknown_query)],
         description="Self-hosted image search by example image, text and metadata. Errors "
                     'are `{"error": {"code", "message"}}` with a stable code. See '
                     "docs/rest-api.md for curl examples.")

@@ -15,10 +15,11 @@ from typing import Annotated
 from urllib.parse import unquote
 
 from fastapi import Depends, Request
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ..api import Collection, Library
-from ..errors import Unauthorized
+from ..errors import Unauthorized, UnknownField
 from .jobs import JobManager
 from .settings import Settings
 
@@ -43,6 +44,34 @@ def get_jobs(request: Request) -> JobManager:
 LibraryDep = Annotated[Library, Depends(get_library)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 JobsDep = Annotated[JobManager, Depends(get_jobs)]
+
+
+def _query_names(route: APIRoute) -> frozenset[str]:
+    names: frozenset[str] | None = getattr(route, "_imgfind_query_names", None)
+    if names is None:
+        found: set[str] = set()
+        todo = [route.dependant]
+        while todo:  # the route's own parameters and those of its dependencies
+            dependant = todo.pop()
+            found.update(p.alias for p in dependant.query_params)
+            todo.extend(dependant.dependencies)
+        names = frozenset(found)
+        route._imgfind_query_names = names  # type: ignore[attr-defined]  # cached per route
+    return names
+
+
+async def reject_unknown_query(request: Request) -> None:
+    """An app-wide dependency: a query parameter the route does not declare is a 422
+    ``unknown_field``, not silently ignored (``?limt=5`` must not mean the default)."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    known = _query_names(route)
+    unknown = [name for name in request.query_params if name not in known]
+    if unknown:
+        takes = ", ".join(sorted(known)) or "none"
+        raise UnknownField(f"unknown query parameter {', '.join(map(repr, unknown))} "
+                           f"(this route takes: {takes})")
 
 
 def collection(request: Request, c: str) -> Collection:

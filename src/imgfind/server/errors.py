@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..errors import ImageTooLarge, ImgfindError
+from ..errors import Busy, ImageTooLarge, ImgfindError, UnknownField
 
 log = logging.getLogger("imgfind.server")
 
@@ -33,6 +33,8 @@ def error_body(code: str, message: str) -> dict:
 
 def error_response(err: ImgfindError) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if err.status == 401 else None
+    if isinstance(err, Busy):
+        headers = {"Retry-After": str(err.retry_after)}
     return JSONResponse(error_body(err.code, err.message), status_code=err.status,
                         headers=headers)
 
@@ -52,6 +54,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        unknown = [_loc(e) for e in exc.errors() if e.get("type") == "extra_forbidden"]
+        if unknown:
+            return error_response(UnknownField(
+                f"unknown field {', '.join(map(repr, unknown))} in the request body "
+                "(see /docs for the request format)"))
         parts = []
         for e in exc.errors():
             where = ".".join(str(x) for x in e.get("loc", ()) if x != "body")
@@ -129,6 +136,10 @@ class BodyLimitMiddleware:
         except BodyTooLarge:
             if not started:
                 await _send_413(send, limit)
+
+
+def _loc(e: dict) -> str:
+    return ".".join(str(x) for x in e.get("loc", ()) if x != "body")
 
 
 def _too_large_message(limit: int) -> str:

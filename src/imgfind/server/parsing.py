@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,14 @@ from fastapi import Request
 from starlette.datastructures import UploadFile
 
 from .. import sources
-from ..errors import ImageTooLarge, ImgfindError, InvalidFilter, InvalidInput, PathNotAllowed
+from ..errors import (
+    ImageTooLarge,
+    ImgfindError,
+    InvalidFilter,
+    InvalidInput,
+    PathNotAllowed,
+    UnknownField,
+)
 from ..types import Result
 from .settings import Settings
 
@@ -54,11 +61,16 @@ def form_json(value: Any, name: str) -> Any:
         raise InvalidInput(f"form field {name!r} is not valid JSON ({e})") from None
 
 
-async def read_single(request: Request, settings: Settings, *,
-                       need_image: bool = True) -> dict[str, Any]:
-    """One entry from multipart (file + JSON-string fields) or a JSON object."""
+async def read_single(request: Request, settings: Settings, fields: Iterable[str], *,
+                      need_image: bool = True) -> dict[str, Any]:
+    """One entry from multipart (file + JSON-string fields) or a JSON object.
+
+    ``fields``: the names the route takes (besides the multipart ``file``); any
+    other is an :class:`UnknownField` error.
+    """
     if is_multipart(request):
         async with request.form(max_files=1, max_fields=16) as form:
+            check_fields(form.keys(), {*fields, "file"}, "form field")
             upload = form.get("file")
             entry: dict[str, Any] = {
                 k: v for k, v in form.items() if k != "file" and isinstance(v, str)}
@@ -77,6 +89,7 @@ async def read_single(request: Request, settings: Settings, *,
         entry = await read_json(request)
         if not isinstance(entry, dict):
             raise InvalidInput("request body must be a JSON object")
+        check_fields(entry, fields, "field")
     if need_image and not has_image(entry):
         raise InvalidInput("no image: send a multipart 'file', or JSON with 'url', 'path' "
                            "or 'image_b64'")
@@ -87,6 +100,7 @@ async def read_batch(request: Request, settings: Settings) -> list[Any]:
     """Batch entries from multipart ``files`` (many) or JSON ``{"items": [...]}``."""
     if is_multipart(request):
         async with request.form(max_files=settings.max_batch, max_fields=16) as form:
+            check_fields(form.keys(), ("files", "file"), "form field")
             uploads = form.getlist("files") + form.getlist("file")
             entries = []
             for up in uploads:
@@ -99,9 +113,19 @@ async def read_batch(request: Request, settings: Settings) -> list[Any]:
     return list_field(await read_json(request), "items", settings)
 
 
+def check_fields(given: Iterable[str], known: Iterable[str], what: str = "field") -> None:
+    """Refuse names outside ``known`` (a typo must not be silently ignored)."""
+    known = set(known)
+    unknown = sorted({name for name in given if name not in known})
+    if unknown:
+        raise UnknownField(f"unknown {what} {', '.join(map(repr, unknown))} (known: "
+                           f"{', '.join(sorted(known))})")
+
+
 def list_field(body: Any, name: str, settings: Settings) -> list[Any]:
     if not isinstance(body, dict) or not isinstance(body.get(name), list):
         raise InvalidInput(f"request body must be a JSON object with a {name!r} list")
+    check_fields(body, (name,))
     if len(body[name]) > settings.max_batch:
         raise InvalidInput(f"at most {settings.max_batch} {name} per request; split the batch")
     return body[name]
@@ -126,20 +150,22 @@ def image_from(entry: dict[str, Any], settings: Settings) -> Any:
     return decode_b64(value, settings)
 
 
-def per_item(entries: list[Any], settings: Settings,
-              run: Callable[[list[tuple[dict[str, Any], Any]]], list[Result]],
-              image_optional: bool = False) -> list[dict[str, Any]]:
+def per_item(entries: list[Any], settings: Settings, fields: Iterable[str],
+             run: Callable[[list[tuple[dict[str, Any], Any]]], list[Result]],
+             image_optional: bool = False) -> list[dict[str, Any]]:
     """Convert each entry's image, run the good ones as one library batch, keep the order.
 
-    An entry that cannot even be converted (bad base64, refused path) fails
-    alone, as the library does for an undecodable image.
+    An entry that cannot even be converted (bad base64, refused path, a field
+    not in ``fields``) fails alone, as the library does for an undecodable image.
     """
+    fields = {*fields, "bytes"}
     results: list[Result | None] = [None] * len(entries)
     good: list[tuple[int, dict[str, Any], Any]] = []
     for i, e in enumerate(entries):
         try:
             if not isinstance(e, dict):
                 raise InvalidInput("each item must be a JSON object")
+            check_fields(e, fields)
             img = image_from(e, settings) if (has_image(e) or not image_optional) else None
             good.append((i, e, img))
         except ImgfindError as err:

@@ -1,5 +1,6 @@
 """Request and response models of the REST API (they document themselves in /docs).
 
+Request models forbid unknown fields (a typo answers 422 ``unknown_field``).
 Response models are documentation only: routes return plain dicts, nothing is
 re-validated.
 """
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..types import DuplicateGroup, Item, Result
 
@@ -24,17 +25,23 @@ TAGS = [
 
 # -- request models (JSON bodies with a fixed shape; they document themselves in /docs) ---------
 
-class CollectionIn(BaseModel):
+class Strict(BaseModel):
+    """A request body: an unknown field is an error, never ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class CollectionIn(Strict):
     name: str = Field(description="collection name", examples=["photos"])
     model: str | None = Field(None, description="model name; omitted = the server's "
                                                 "default model (its --model-path)")
 
 
-class IdsIn(BaseModel):
+class IdsIn(Strict):
     ids: list[str] = Field(description="item ids to delete")
 
 
-class QueryIn(BaseModel):
+class QueryIn(Strict):
     text: str | None = Field(None, description="natural-language query")
     vector: list[float] | None = Field(None, description="query vector (collection dim)")
     like: str | None = Field(None, description="id of an item: more like this one")
@@ -42,18 +49,13 @@ class QueryIn(BaseModel):
     image_b64: str | None = Field(None, description="query image bytes, base64")
 
 
-class SearchIn(QueryIn):
-    k: Any = Field(10, description="number of hits, 1..10000")
-    where: Any = Field(None, description="metadata filter (see docs/filters)")
-
-
-class SearchBatchIn(BaseModel):
+class SearchBatchIn(Strict):
     queries: list[QueryIn]
     k: Any = 10
     where: Any = None
 
 
-class IndexJobIn(BaseModel):
+class IndexJobIn(Strict):
     path: str | list[str] = Field(description="server-side folder, file, glob or CSV inside "
                                               "an --allow-path root (or a list of them)")
     recursive: bool = True

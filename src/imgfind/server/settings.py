@@ -10,6 +10,10 @@ from starlette.types import Scope
 ENVELOPE_BYTES = 1 << 20
 #: Largest ``limit`` of one page of items.
 MAX_PAGE = 1000
+#: Largest ``k`` of one search (the library's bound).
+MAX_K = 10_000
+#: Largest ``offset`` into a listing: any int64 store takes it, and JSON numbers stay exact.
+MAX_OFFSET = 2**53 - 1
 #: Items sampled by ``/fields`` to list filterable keys.
 FIELDS_SAMPLE = 500
 

@@ -25,17 +25,21 @@ from ..parsing import (
     read_single,
 )
 from ..schemas import ERRORS, AddedOut, IdsIn, ItemsOut, ResultsOut, body_doc, out
-from ..settings import FIELDS_SAMPLE, MAX_PAGE
+from ..settings import FIELDS_SAMPLE, MAX_OFFSET, MAX_PAGE
 
 router = APIRouter(responses=ERRORS, tags=["items"])
 ITEMS = "/collections/{c}/items"
+
+#: Body fields of one new item (JSON, or multipart beside ``file``), and of one update.
+ADD_FIELDS = ("url", "path", "image_b64", "metadata", "id")
+UPDATE_FIELDS = ("id", "url", "path", "image_b64", "metadata", "merge")
 
 
 # -- reads ------------------------------------------------------------------------------------
 
 @router.get(ITEMS, **out(ItemsOut), summary="List items (paged, filtered)", dependencies=READ)
 def list_items(c: str, library: LibraryDep, limit: int = Query(50, ge=0, le=MAX_PAGE),
-               offset: int = Query(0, ge=0),
+               offset: int = Query(0, ge=0, le=MAX_OFFSET),
                where: str | None = Query(None, description="filter as a JSON object")
                ) -> dict[str, Any]:
     collection, flt = library.collection(c), parse_where(where)
@@ -95,7 +99,7 @@ def fields(c: str, library: LibraryDep) -> dict[str, Any]:
                                                 "id": "string"}))
 async def add_item(c: str, request: Request, library: LibraryDep,
                    settings: SettingsDep) -> dict[str, Any]:
-    entry = await read_single(request, settings)
+    entry = await read_single(request, settings, ADD_FIELDS)
     collection = library.collection(c)
     image = image_from(entry, settings)
 
@@ -114,7 +118,7 @@ async def add_items(c: str, request: Request, library: LibraryDep,
     entries = await read_batch(request, settings)
     collection = library.collection(c)
     return {"results": await run_in_threadpool(
-        per_item, entries, settings,
+        per_item, entries, settings, ADD_FIELDS,
         lambda good: collection.insert_batch(
             [{"image": img, "metadata": e.get("metadata"), "id": e.get("id")}
              for e, img in good]))}
@@ -132,7 +136,7 @@ async def update_items(c: str, request: Request, library: LibraryDep,
         return {"id": e.get("id"), "image": img, "metadata": e.get("metadata"),
                 "merge": e.get("merge", False)}
     return {"results": await run_in_threadpool(
-        per_item, entries, settings,
+        per_item, entries, settings, UPDATE_FIELDS,
         lambda good: collection.update_batch([to_update(e, img) for e, img in good]),
         True)}
 
@@ -145,7 +149,7 @@ async def update_items(c: str, request: Request, library: LibraryDep,
                                                  "url": "string", "image_b64": "string"}))
 async def update_item(c: str, item_id: str, request: Request, library: LibraryDep,
                       settings: SettingsDep) -> dict[str, Any]:
-    entry = await read_single(request, settings, need_image=False)
+    entry = await read_single(request, settings, UPDATE_FIELDS[1:], need_image=False)
     collection = library.collection(c)
     image = image_from(entry, settings) if has_image(entry) else None
     return (await run_in_threadpool(

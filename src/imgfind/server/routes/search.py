@@ -9,15 +9,19 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
 from ...errors import InvalidInput
 from ..deps import READ, LibraryDep, SettingsDep
 from ..parsing import parse_k, parse_query, parse_where, read_single
 from ..schemas import ERRORS, GroupsOut, HitListsOut, HitsOut, SearchBatchIn, body_doc, out
+from ..settings import MAX_K
 
 router = APIRouter(responses=ERRORS, tags=["search"], dependencies=READ)
+
+#: Body fields of ``POST /search`` (JSON, or multipart beside ``file``).
+SEARCH_FIELDS = ("text", "vector", "like", "url", "image_b64", "k", "where")
 
 
 @router.post("/collections/{c}/search", **out(HitsOut),
@@ -28,12 +32,14 @@ router = APIRouter(responses=ERRORS, tags=["search"], dependencies=READ)
                                                 "like": "string", "url": "string",
                                                 "image_b64": "string", "k": "integer",
                                                 "where": "object"}))
-async def search(c: str, request: Request, library: LibraryDep,
-                 settings: SettingsDep) -> dict[str, Any]:
-    body = await read_single(request, settings, need_image=False)
+async def search(c: str, request: Request, library: LibraryDep, settings: SettingsDep,
+                 k: int | None = Query(None, ge=1, le=MAX_K, description=(
+                     "number of hits (also accepted in the body, which wins)"))
+                 ) -> dict[str, Any]:
+    body = await read_single(request, settings, SEARCH_FIELDS, need_image=False)
     collection = library.collection(c)
     query = parse_query(body, settings)
-    k, where = parse_k(body.get("k", 10)), parse_where(body.get("where"))
+    k, where = parse_k(body.get("k", k or 10)), parse_where(body.get("where"))
 
     def work() -> dict[str, Any]:
         t0 = time.perf_counter()
@@ -57,7 +63,8 @@ def search_batch(c: str, body: SearchBatchIn, library: LibraryDep,
 
 @router.get("/collections/{c}/text-search", **out(HitsOut),
             summary="Full-text search over path, user metadata and EXIF")
-def text_search(c: str, q: str, library: LibraryDep, k: int = 10,
+def text_search(c: str, library: LibraryDep, q: str = Query(max_length=1000),
+                k: int = Query(10, ge=1, le=MAX_K),
                 where: str | None = None) -> dict[str, Any]:
     hits = library.collection(c).text_search(q, k=k, where=parse_where(where))
     return {"hits": [h.to_dict() for h in hits]}
@@ -65,5 +72,7 @@ def text_search(c: str, q: str, library: LibraryDep, k: int = 10,
 
 @router.get("/collections/{c}/duplicates", **out(GroupsOut),
             summary="Groups of exact and near-duplicate images")
-def duplicates(c: str, library: LibraryDep, threshold: float = 0.95) -> dict[str, Any]:
+def duplicates(c: str, library: LibraryDep,
+               threshold: float = Query(0.95, ge=-1.0, le=1.0, allow_inf_nan=False)
+               ) -> dict[str, Any]:
     return {"groups": [g.to_dict() for g in library.collection(c).duplicates(threshold)]}
