@@ -31,7 +31,7 @@ _NOT_FSSPEC = {"http", "https"}
 def is_remote(target: object) -> bool:
     """True for a URL whose scheme is a filesystem (s3, gs, memory...), not http(s)."""
     m = _SCHEME.match(target) if isinstance(target, str) else None
-    return bool(m) and m.group(1).lower() not in _NOT_FSSPEC
+    return m is not None and m.group(1).lower() not in _NOT_FSSPEC
 
 
 def _fs(url: str) -> tuple[Any, str]:
