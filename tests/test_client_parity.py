@@ -119,7 +119,7 @@ def test_insert_get_update_delete(col) -> None:
     (lambda c: c.insert(jpeg(0), metadata=[1, 2]), InvalidInput),
     (lambda c: c.insert(jpeg(0), id=""), InvalidInput),
     (lambda c: c.search(), InvalidInput),
-    (lambda c: c.search("a dog", like="x"), InvalidInput),
+    (lambda c: c.search("a dog", like="ghost"), NotFound),  # text and like combine
     (lambda c: c.search(""), InvalidInput),
     (lambda c: c.search("a dog", k=0), InvalidInput),
     (lambda c: c.search("a dog", k=2.5), InvalidInput),

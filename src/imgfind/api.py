@@ -28,6 +28,8 @@ from . import imageio, sources
 from .embedders import load_embedder
 from .embedders.base import Embedder, l2_normalize
 from .errors import ImgfindError, InvalidInput, ModelMismatch, NotFound, SourceError, from_code
+from .query import Mode, Query, Sort, text_example
+from .search import run_queries
 from .stores import open_backend
 from .stores.base import CollectionInfo, CollectionStore, Record
 from .types import DuplicateGroup, Hit, IndexReport, Item, Result
@@ -390,44 +392,62 @@ class Collection(SingleItemCalls):
         return self.store.count(where)
 
     # -- search -----------------------------------------------------------
-    def search(self, query: QueryLike | None = None, k: int = 10, where: dict | None = None,
-               *, like: str | None = None) -> list[Hit]:
+    def search(self, query: QueryLike | Query | dict[str, Any] | None = None, k: int = 10,
+               where: dict | None = None, *, like: str | Sequence[str] | None = None,
+               positive: Sequence[Any] | None = None, negative: Sequence[Any] | None = None,
+               weights: Sequence[float] | None = None, min_score: float | None = None,
+               sort: Sort = "score", mode: Mode | None = None) -> list[Hit]:
         """Top-``k`` items nearest to a text, an image (path, URL, bytes, PIL), a vector,
-        or an existing item (``like=id``), optionally restricted by ``where``.
+        or existing items (``like=id`` or a list of ids), optionally restricted by ``where``.
 
-        >>> col.search("a dog on a beach", k=5)                 # doctest: +SKIP
+        ``positive`` / ``negative`` add examples (each text, image, vector or
+        ``{"like": id}``) combined as ``normalise(sum w*pos - sum w*neg)`` with ``weights``
+        (default 1 per positive, 0.5 per negative). ``min_score`` drops hits below that
+        cosine similarity; ``sort`` orders the hits by ``score`` or by date (``taken``,
+        ``-taken``, ``added``, ``-added``); ``mode`` ranks a text by ``vector``, full
+        ``text`` or ``hybrid`` (reciprocal-rank fusion; the default for text). A
+        :class:`~imgfind.query.Query` may be passed instead of all of these.
+        See docs/search.md.
+
+        >>> col.search("a dog on a beach", k=5, min_score=0.2)          # doctest: +SKIP
         >>> col.search(Path("query.jpg"), where={"taken": {"$gte": "2020-01-01"}})  # doctest: +SKIP
+        >>> col.search("beach", positive=["sunset"], negative=["people"],
+        ...            sort="-taken")                               # doctest: +SKIP
         >>> col.search(like="3f9c0e1d2a4b5c6d")                  # doctest: +SKIP
         """
-        if (query is None) == (like is None):
-            raise InvalidInput("search needs exactly one of a query or like=<id>")
-        if like is not None:
-            return self.search_batch([{"like": like}], k=k, where=where)[0]
-        return self.search_batch([query], k=k, where=where)[0]
+        if isinstance(query, Query):
+            if (k, where, like, positive, negative, weights, min_score, sort, mode) != (
+                    10, None, None, None, None, None, None, "score", None):
+                raise InvalidInput("pass a Query on its own, without other search arguments")
+            return self.run([query])[0]
+        return self.run([Query.build(query, like=like, positive=positive, negative=negative,
+                                     weights=weights, k=k, where=where, min_score=min_score,
+                                     sort=sort, mode=mode)])[0]
 
-    def search_batch(self, queries: Sequence[QueryLike | dict[str, Any]], k: int = 10,
-                     where: dict | None = None) -> list[list[Hit]]:
-        """Run many queries at once (texts and images are embedded in batches)."""
-        k = _check_k(k)
-        if not queries:
-            return []
-        vectors = self._query_vectors(queries)
-        excludes = [q["like"] if isinstance(q, dict) and "like" in q else None for q in queries]
-        if any(excludes):
-            raw = [self.store.search(vectors[i:i + 1], k, where, exclude=[ex] if ex else ())[0]
-                   for i, ex in enumerate(excludes)]
-        else:
-            raw = self.store.search(vectors, k, where)
-        return [self._hits(r) for r in raw]
+    def search_batch(self, queries: Sequence[QueryLike | Query | dict[str, Any]], k: int = 10,
+                     where: dict | None = None, *, min_score: float | None = None,
+                     sort: Sort = "score", mode: Mode | None = None) -> list[list[Hit]]:
+        """Run many queries at once (texts and images are embedded in batches); the other
+        arguments apply to each query, as in :meth:`search`."""
+        if isinstance(queries, (str, bytes)) or not isinstance(queries, Sequence):
+            raise InvalidInput("search_batch needs a list of queries")
+        return self.run([q if isinstance(q, Query) else
+                         Query.build(q, k=k, where=where, min_score=min_score, sort=sort,
+                                     mode=mode) for q in queries])
 
-    def text_search(self, q: str, k: int = 10, where: dict | None = None) -> list[Hit]:
-        """Full-text search over path, user metadata and EXIF (not the pixels).
+    def text_search(self, q: str, k: int = 10, where: dict | None = None, *,
+                    sort: Sort = "score") -> list[Hit]:
+        """Full-text search over path, user metadata and EXIF (not the pixels); scores are
+        full-text relevance (higher is better), not cosine.
 
         >>> col.text_search("canon 2019")                       # doctest: +SKIP
         """
-        if not isinstance(q, str) or not q.strip():
-            raise InvalidInput("text_search needs a non-empty query string")
-        return self._hits(self.store.text_search(q, _check_k(k), where))
+        return self.run([Query.of([text_example(q)], k=k, where=where, sort=sort,
+                                  mode="text")])[0]
+
+    def run(self, queries: Sequence[Query]) -> list[list[Hit]]:
+        """Answer validated queries (see :mod:`imgfind.query`); one list of hits each."""
+        return run_queries(self, list(queries))
 
     def duplicates(self, threshold: float = 0.95) -> list[DuplicateGroup]:
         """Groups of exact copies (same bytes) and of near-duplicates (cosine >= threshold).
@@ -456,40 +476,6 @@ class Collection(SingleItemCalls):
         items = self.store.get([i for i, _ in pairs])
         return [Hit(id=i, score=float(s), item=it)
                 for (i, s), it in zip(pairs, items) if it is not None]
-
-    def _query_vectors(self, queries: Sequence[QueryLike | dict[str, Any]]) -> np.ndarray:
-        out: list[np.ndarray | None] = [None] * len(queries)
-        texts: list[tuple[int, str]] = []
-        images: list[tuple[int, Image.Image]] = []
-        likes: list[tuple[int, str]] = []
-        for i, q in enumerate(queries):
-            kind, value = _classify(q)
-            if kind == "vector":
-                out[i] = self._check_vector(value)
-            elif kind == "text":
-                texts.append((i, value))
-            elif kind == "like":
-                likes.append((i, value))
-            else:
-                images.append((i, self._load_query_image(value)))
-        if texts:
-            if not self.embedder.supports_text:
-                raise InvalidInput(f"model {self.model!r} has no text tower: search by image")
-            warm = getattr(self.embedder, "warm_text", None)
-            loading = warm() if warm is not None else None
-            if loading is not None:
-                # Cold start: load the text tower and the vector index at the same time.
-                self.store.index_info()
-                loading.join()
-            for (i, _), v in zip(texts, self.embedder.embed_texts([t for _, t in texts])):
-                out[i] = v
-        if images:
-            for (i, _), v in zip(images, self.embedder.embed_images([im for _, im in images])):
-                out[i] = v
-        if likes:
-            for (i, _), v in zip(likes, self.store.vectors([x for _, x in likes])):
-                out[i] = v
-        return np.stack(out).astype(np.float32)
 
     def _load_query_image(self, value: Any) -> Image.Image:
         if isinstance(value, str) and value.startswith(("http://", "https://")):
@@ -553,42 +539,12 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _check_k(k: int) -> int:
-    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= 10_000:
-        raise InvalidInput("k must be an integer from 1 to 10000")
-    return k
-
-
 def _check_meta(meta: Any) -> dict[str, Any]:
     if meta is None:
         return {}
     if not isinstance(meta, dict):
         raise InvalidInput("metadata must be a JSON object (a dict)")
     return meta
-
-
-def _classify(q: Any) -> tuple[str, Any]:
-    """Decide what a query is: text, image, vector or like."""
-    if isinstance(q, dict):
-        keys = [k for k in ("text", "image", "vector", "like", "url") if q.get(k) is not None]
-        if len(keys) != 1:
-            raise InvalidInput("a query dict needs exactly one of text, image, url, vector, like")
-        kind = "image" if keys[0] == "url" else keys[0]
-        return kind, q[keys[0]]
-    if isinstance(q, np.ndarray) or (isinstance(q, (list, tuple)) and q
-                                     and all(isinstance(x, (int, float)) for x in q)):
-        return "vector", q
-    if isinstance(q, (bytes, bytearray, Image.Image, Path)):
-        return "image", q
-    if isinstance(q, str):
-        if not q.strip():
-            raise InvalidInput("empty query")
-        if q.startswith(("http://", "https://")):
-            return "image", q
-        if len(q) < 4096 and os.path.isfile(os.path.expanduser(q)):
-            return "image", os.path.expanduser(q)
-        return "text", q
-    raise InvalidInput(f"cannot search by a {type(q).__name__}")
 
 
 def _to_source(image: Any) -> sources.Source:

@@ -31,8 +31,9 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from .api import DEFAULT_COLLECTION, ImageLike, QueryLike, SingleItemCalls, _classify, _to_source
+from .api import DEFAULT_COLLECTION, ImageLike, QueryLike, SingleItemCalls, _to_source
 from .errors import AlreadyExists, ImgfindError, InvalidInput, SourceError, from_code
+from .query import Example, Mode, Query, Sort, text_example
 from .stores.base import CollectionInfo
 from .types import DuplicateGroup, Hit, IndexReport, Item, Result
 
@@ -276,33 +277,47 @@ class RemoteCollection(SingleItemCalls):
         return self._call("GET", "/items", params=_params(where=where, limit=0))["total"]
 
     # -- search -------------------------------------------------------------------------------
-    def search(self, query: QueryLike | None = None, k: int = 10, where: dict | None = None,
-               *, like: str | None = None) -> list[Hit]:
-        """Top-``k`` items nearest to a text, an image (path, URL, bytes, PIL), a vector,
-        or an existing item (``like=id``), optionally restricted by ``where``."""
-        if (query is None) == (like is None):
-            raise InvalidInput("search needs exactly one of a query or like=<id>")
-        body = {"like": like} if like is not None else _wire_query(query)
-        hits = self._call("POST", "/search", json={**body, "k": k, "where": where})["hits"]
+    def search(self, query: QueryLike | Query | dict[str, Any] | None = None, k: int = 10,
+               where: dict | None = None, *, like: str | Sequence[str] | None = None,
+               positive: Sequence[Any] | None = None, negative: Sequence[Any] | None = None,
+               weights: Sequence[float] | None = None, min_score: float | None = None,
+               sort: Sort = "score", mode: Mode | None = None) -> list[Hit]:
+        """Top-``k`` items for a query, as :meth:`imgfind.Collection.search` (same arguments,
+        checked here by the same :class:`~imgfind.query.Query` before anything is sent)."""
+        if isinstance(query, Query):
+            if (k, where, like, positive, negative, weights, min_score, sort, mode) != (
+                    10, None, None, None, None, None, None, "score", None):
+                raise InvalidInput("pass a Query on its own, without other search arguments")
+            q = query
+        else:
+            q = Query.build(query, like=like, positive=positive, negative=negative,
+                            weights=weights, k=k, where=where, min_score=min_score,
+                            sort=sort, mode=mode)
+        hits = self._call("POST", "/search", json=q.to_wire(_wire_example))["hits"]
         return [Hit.from_dict(h) for h in hits]
 
-    def search_batch(self, queries: Sequence[QueryLike | dict[str, Any]], k: int = 10,
-                     where: dict | None = None) -> list[list[Hit]]:
+    def search_batch(self, queries: Sequence[QueryLike | Query | dict[str, Any]], k: int = 10,
+                     where: dict | None = None, *, min_score: float | None = None,
+                     sort: Sort = "score", mode: Mode | None = None) -> list[list[Hit]]:
         """Run many queries at once (in requests of the server's batch size)."""
-        wire = [_wire_query(q) for q in queries]
+        if isinstance(queries, (str, bytes)) or not isinstance(queries, Sequence):
+            raise InvalidInput("search_batch needs a list of queries")
+        wire = [(q if isinstance(q, Query) else
+                 Query.build(q, k=k, where=where, min_score=min_score, sort=sort, mode=mode)
+                 ).to_wire(_wire_example) for q in queries]
         out: list[list[Hit]] = []
         step = self.client.max_batch
-        for i in range(0, max(len(wire), 1), step):
-            res = self._call("POST", "/search/batch",
-                             json={"queries": wire[i:i + step], "k": k, "where": where})
+        for i in range(0, len(wire), step):
+            res = self._call("POST", "/search/batch", json={"queries": wire[i:i + step]})
             out += [[Hit.from_dict(h) for h in hs] for hs in res["results"]]
         return out
 
-    def text_search(self, q: str, k: int = 10, where: dict | None = None) -> list[Hit]:
+    def text_search(self, q: str, k: int = 10, where: dict | None = None, *,
+                    sort: Sort = "score") -> list[Hit]:
         """Full-text search over path, user metadata and EXIF (not the pixels)."""
-        if not isinstance(q, str) or not q.strip():
-            raise InvalidInput("text_search needs a non-empty query string")
-        res = self._call("GET", "/text-search", params=_params(q=q, k=k, where=where))
+        query = Query.of([text_example(q)], k=k, where=where, sort=sort, mode="text")
+        res = self._call("GET", "/text-search", params=_params(
+            q=q, k=query.k, where=query.where, sort=None if sort == "score" else sort))
         return [Hit.from_dict(h) for h in res["hits"]]
 
     def duplicates(self, threshold: float = 0.95) -> list[DuplicateGroup]:
@@ -384,17 +399,16 @@ def _wire_image(image: Any) -> dict[str, str]:
     return {"image_b64": _b64(_read_file(Path(src.ref)))}
 
 
-def _wire_query(q: Any) -> dict[str, Any]:
-    """A search query as JSON, classified by the library's own rules (text/image/vector/like)."""
-    kind, value = _classify(q)
-    if kind == "text":
-        return {"text": value}
-    if kind == "like":
-        return {"like": value}
-    if kind == "vector":
-        arr = np.asarray(value, dtype=np.float32).reshape(-1)
-        return {"vector": [float(x) for x in arr]}
-    if isinstance(value, str) and value.startswith(("http://", "https://")):
+def _wire_example(e: Example) -> dict[str, Any]:
+    """One query example as JSON: images are uploaded (base64) or passed as URLs."""
+    if e.kind == "text":
+        return {"text": e.value}
+    if e.kind == "like":
+        return {"like": e.value}
+    if e.kind == "vector":
+        return {"vector": [float(x) for x in np.asarray(e.value, dtype=np.float32).ravel()]}
+    value = e.value
+    if isinstance(value, str) and value.lower().startswith(("http://", "https://")):
         return {"url": value}
     if isinstance(value, Image.Image):
         buf = io.BytesIO()
@@ -402,9 +416,7 @@ def _wire_query(q: Any) -> dict[str, Any]:
         return {"image_b64": _b64(buf.getvalue())}
     if isinstance(value, (bytes, bytearray)):
         return {"image_b64": _b64(bytes(value))}
-    if isinstance(value, (str, Path)):
-        return {"image_b64": _b64(_read_file(Path(value).expanduser()))}
-    raise InvalidInput(f"cannot search by a {type(value).__name__}")
+    return {"image_b64": _b64(_read_file(Path(value).expanduser()))}
 
 
 def _read_file(path: Path) -> bytes:

@@ -27,6 +27,7 @@ from ..errors import (
     PathNotAllowed,
     UnknownField,
 )
+from ..query import Query
 from ..types import Result
 from .settings import Settings
 
@@ -178,33 +179,19 @@ def per_item(entries: list[Any], settings: Settings, fields: Iterable[str],
     return [r.to_dict() for r in results]  # type: ignore[union-attr]
 
 
-def parse_query(body: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """A library query dict from a request's text / vector / like / url / image."""
-    q: dict[str, Any] = {}
-    if body.get("text") is not None:
-        if not isinstance(body["text"], str) or not body["text"].strip():
-            raise InvalidInput("'text' must be a non-empty string")
-        q["text"] = body["text"]
-    if body.get("vector") is not None:
-        v = body["vector"]
-        if not isinstance(v, list) or not v or not all(
-                isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
-            raise InvalidInput("'vector' must be a non-empty list of numbers")
-        q["vector"] = v
-    if body.get("like") is not None:
-        if not isinstance(body["like"], str):
-            raise InvalidInput("'like' must be an item id (a string)")
-        q["like"] = body["like"]
-    if body.get("url") is not None:
-        q["url"] = check_url(body["url"])
-    if body.get("image_b64") is not None:
-        q["image"] = decode_b64(body["image_b64"], settings)
-    if body.get("bytes") is not None:
-        q["image"] = body["bytes"]
-    if len(q) != 1:
-        raise InvalidInput("a search needs exactly one of: text, vector, like, url, "
-                           "image_b64 or a multipart file")
-    return q
+def parse_search(body: dict[str, Any], settings: Settings, *,
+                 multipart: bool = False) -> Query:
+    """The library's :class:`~imgfind.query.Query` from a search body (JSON, or a
+    multipart form's string fields); the Query checks every value, once."""
+    if multipart:
+        body = dict(body)
+        for name in ("positive", "negative", "weights"):
+            if name in body:
+                body[name] = form_json(body[name], name)
+        if "min_score" in body:
+            body["min_score"] = parse_float(body["min_score"], "min_score")
+    body = {**body, "where": parse_where(body.get("where"))}
+    return Query.from_wire(body, lambda b64: decode_b64(b64, settings))
 
 
 def check_url(value: Any) -> str:
@@ -268,10 +255,11 @@ def parse_where(value: Any) -> dict[str, Any] | None:
     return value
 
 
-def parse_k(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidInput("k must be an integer from 1 to 10000")
-    return value
+def parse_float(value: str, name: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise InvalidInput(f"{name} must be a number") from None
 
 
 def parse_int(value: str, name: str) -> int:

@@ -47,12 +47,27 @@ class QueryIn(Strict):
     like: str | None = Field(None, description="id of an item: more like this one")
     url: str | None = Field(None, description="http(s) URL of a query image")
     image_b64: str | None = Field(None, description="query image bytes, base64")
+    positive: list[Any] | None = Field(None, description="more examples to look like: "
+                                       "objects with one of text, url, image_b64, vector, "
+                                       "like, and an optional weight (default 1)")
+    negative: list[Any] | None = Field(None, description="examples to look unlike (weight "
+                                       "default 0.5)")
+    weights: list[Any] | None = Field(None, description="one weight per example, positives "
+                                      "first")
+    k: Any = Field(None, description="number of hits, 1..10000 (default 10)")
+    where: Any = Field(None, description="metadata filter (see docs/filters)")
+    min_score: Any = Field(None, description="drop hits below this cosine similarity")
+    sort: Any = Field(None, description="score (default), taken, -taken, added, -added")
+    mode: Any = Field(None, description="vector, text or hybrid (default for text)")
 
 
 class SearchBatchIn(Strict):
     queries: list[QueryIn]
     k: Any = 10
     where: Any = None
+    min_score: Any = None
+    sort: Any = None
+    mode: Any = None
 
 
 class IndexJobIn(Strict):

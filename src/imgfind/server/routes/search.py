@@ -14,36 +14,45 @@ from fastapi.concurrency import run_in_threadpool
 
 from ...errors import InvalidInput
 from ..deps import READ, LibraryDep, SettingsDep
-from ..parsing import parse_k, parse_query, parse_where, read_single
+from ..parsing import is_multipart, parse_search, parse_where, read_single
 from ..schemas import ERRORS, GroupsOut, HitListsOut, HitsOut, SearchBatchIn, body_doc, out
 from ..settings import MAX_K
 
 router = APIRouter(responses=ERRORS, tags=["search"], dependencies=READ)
 
 #: Body fields of ``POST /search`` (JSON, or multipart beside ``file``).
-SEARCH_FIELDS = ("text", "vector", "like", "url", "image_b64", "k", "where")
+SEARCH_FIELDS = ("text", "vector", "like", "url", "image_b64", "k", "where", "positive",
+                 "negative", "weights", "min_score", "sort", "mode")
 
 
 @router.post("/collections/{c}/search", **out(HitsOut),
-             summary="Top-k by text, image (file / url / base64), vector or like=<id>",
+             summary="Top-k by text, image (file / url / base64), vector, like=<id>, or "
+                     "positive/negative examples; min_score, sort, mode (docs/search.md)",
              openapi_extra=body_doc(multipart={"file": "binary", "k": "integer",
-                                               "where": "string"},
+                                               "where": "string", "min_score": "number",
+                                               "sort": "string", "mode": "string",
+                                               "positive": "string", "negative": "string",
+                                               "weights": "string"},
                                     json_props={"text": "string", "vector": "array",
                                                 "like": "string", "url": "string",
                                                 "image_b64": "string", "k": "integer",
-                                                "where": "object"}))
+                                                "where": "object", "positive": "array",
+                                                "negative": "array", "weights": "array",
+                                                "min_score": "number", "sort": "string",
+                                                "mode": "string"}))
 async def search(c: str, request: Request, library: LibraryDep, settings: SettingsDep,
                  k: int | None = Query(None, ge=1, le=MAX_K, description=(
                      "number of hits (also accepted in the body, which wins)"))
                  ) -> dict[str, Any]:
     body = await read_single(request, settings, SEARCH_FIELDS, need_image=False)
     collection = library.collection(c)
-    query = parse_query(body, settings)
-    k, where = parse_k(body.get("k", k or 10)), parse_where(body.get("where"))
+    if k is not None and "k" not in body:
+        body["k"] = k
+    query = parse_search(body, settings, multipart=is_multipart(request))
 
     def work() -> dict[str, Any]:
         t0 = time.perf_counter()
-        hits = collection.search_batch([query], k=k, where=where)[0]
+        hits = collection.run([query])[0]
         return {"hits": [h.to_dict() for h in hits],
                 "took_ms": round((time.perf_counter() - t0) * 1000, 3)}
     return await run_in_threadpool(work)
@@ -55,9 +64,10 @@ def search_batch(c: str, body: SearchBatchIn, library: LibraryDep,
                  settings: SettingsDep) -> dict[str, Any]:
     if len(body.queries) > settings.max_batch:
         raise InvalidInput(f"at most {settings.max_batch} queries per request")
-    queries = [parse_query(q.model_dump(exclude_none=True), settings) for q in body.queries]
-    hits = library.collection(c).search_batch(queries, k=parse_k(body.k),
-                                              where=parse_where(body.where))
+    shared = body.model_dump(exclude_none=True, exclude={"queries"})
+    queries = [parse_search({**shared, **q.model_dump(exclude_none=True)}, settings)
+               for q in body.queries]
+    hits = library.collection(c).run(queries)
     return {"results": [[h.to_dict() for h in hs] for hs in hits]}
 
 
@@ -65,8 +75,9 @@ def search_batch(c: str, body: SearchBatchIn, library: LibraryDep,
             summary="Full-text search over path, user metadata and EXIF")
 def text_search(c: str, library: LibraryDep, q: str = Query(max_length=1000),
                 k: int = Query(10, ge=1, le=MAX_K),
-                where: str | None = None) -> dict[str, Any]:
-    hits = library.collection(c).text_search(q, k=k, where=parse_where(where))
+                where: str | None = None, sort: str = "score") -> dict[str, Any]:
+    hits = library.collection(c).text_search(q, k=k, where=parse_where(where),
+                                              sort=sort)  # type: ignore[arg-type]
     return {"hits": [h.to_dict() for h in hits]}
 
 
