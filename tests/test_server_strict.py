@@ -34,8 +34,8 @@ def test_unknown_json_body_fields_are_422_naming_the_field(api, col) -> None:
                                         json={"ids": [], "ids2": []}))
     assert "'extra'" in unknown(api.post(f"/collections/{col}/items/batch",
                                          json={"items": [], "extra": 1}))
-    assert "'queries.0.k'" in unknown(api.post(f"/collections/{col}/search/batch",
-                                     json={"queries": [{"text": "a", "k": 2}]}))
+    assert "'queries.0.kk'" in unknown(api.post(f"/collections/{col}/search/batch",
+                                     json={"queries": [{"text": "a", "kk": 2}]}))
     assert "'recursiv'" in unknown(api.post(f"/collections/{col}/jobs/index",
                                             json={"path": "x", "recursiv": False}))
     assert "'merj'" in unknown(api.patch(f"/collections/{col}/items/p0",
