@@ -49,9 +49,17 @@ class InvalidFilter(InvalidInput):
 
 
 class UnsupportedFilter(InvalidFilter):
-    """A valid filter that the collection's store cannot express (names operator and store)."""
+    """A valid filter that the collection's store cannot express (names operator and store).
+
+    ``operator`` and ``backend`` say which, where the raiser knows them.
+    """
 
     code = "unsupported_filter"
+
+    def __init__(self, message: str, operator: str = "", backend: str = ""):
+        super().__init__(message)
+        self.operator = operator
+        self.backend = backend
 
 
 class InvalidImage(InvalidInput):

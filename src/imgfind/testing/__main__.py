@@ -1,5 +1,6 @@
 """``python -m imgfind.testing make-model DIR [--size tiny|vit-b-32] [--seed N]
-[--layout immich|transformers.js]``."""
+[--layout immich|transformers.js]`` and ``python -m imgfind.testing milvus-server DIR
+--port P``."""
 
 from __future__ import annotations
 
@@ -23,7 +24,14 @@ def main(argv: list[str] | None = None) -> int:
                          "preprocessor_config.json, MobileCLIP-like settings")
     mk.add_argument("--no-reference", action="store_true",
                     help="skip the transformers copy in reference/")
+    ms = sub.add_parser("milvus-server", help="run a local Milvus Lite gRPC server on "
+                                              "127.0.0.1 (for --store milvus://127.0.0.1:P)")
+    ms.add_argument("dir", help="data folder (created if missing)")
+    ms.add_argument("--port", type=int, default=19530, help="TCP port; 0 picks a free one")
     args = parser.parse_args(argv)
+    if args.command == "milvus-server":
+        from .milvus_server import serve
+        return serve(args.dir, args.port)
     path = make_model(args.dir, args.size, seed=args.seed, reference=not args.no_reference,
                       layout=args.layout)
     print(path)

@@ -1,0 +1,411 @@
+"""One imgfind collection in one Milvus collection (see :mod:`.schema` for the layout).
+
+Consistency: every call uses Milvus' ``Strong`` level, so an acknowledged
+write is seen by the next search or query of any client, through any imgfind
+server. (``Bounded``, Milvus' default, lets a search miss writes from the
+last few seconds: a user who adds a photo through one server and searches
+through another would not find it.) The price is that a query node waits
+until it has applied every write before the query's timestamp, milliseconds
+on a healthy cluster.
+
+Round trips: ``put`` reads the batch's existing rows in one query (to keep
+their ``added`` time and listing place), writes blobs, then upserts in one
+call; ``by_sha256`` is one query per batch; ``search`` returns each hit's
+fields in the same call and hands them to the next ``get`` on this thread, so
+a search followed by ``get`` of its hits costs one round trip.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from ...errors import InvalidInput, NotFound, StoreError
+from ...types import Item
+from ..base import CollectionInfo, Record, SourceState
+from . import schema
+from .blobs import BlobStore
+from .filter import compile_milvus
+from .schema import and_ as _and
+from .schema import check_k as _check_k
+from .schema import in_list as _q
+from .schema import lit as schema_lit
+
+__all__ = ["MilvusStore"]
+
+_BATCH = 500          # rows per upsert / ids per "in [...]" list
+_ITER = 4096          # rows per page when scanning
+
+
+class MilvusStore:
+    """A :class:`~imgfind.stores.base.CollectionStore` on Milvus. Open it through
+    :class:`~imgfind.stores.milvus.MilvusBackend`."""
+
+    def __init__(self, client: Any, cname: str, info: CollectionInfo,
+                 index: schema.IndexSpec, blobs: BlobStore, describe: dict[str, Any]):
+        self.client = client
+        self.cname = cname
+        self.info = info
+        self.index = index
+        self.blobs = blobs
+        self._describe = describe
+        self._recent = threading.local()
+        self.closed = False
+
+    # ----------------------------------------------------------------- helpers
+    def _call(self, what: str, fn: Any, *args: Any, **kw: Any) -> Any:
+        from pymilvus.exceptions import MilvusException  # type: ignore[import-untyped]
+        try:
+            return fn(self.cname, *args, **kw)
+        except MilvusException as e:
+            raise StoreError(f"collection {self.info.name!r}: Milvus {what} failed: "
+                             f"{getattr(e, 'message', e)}") from e
+
+    def _query(self, expr: str, fields: list[str], limit: int | None = None) -> list[dict]:
+        kw: dict[str, Any] = {"filter": expr or 'id != ""', "output_fields": fields,
+                              "consistency_level": "Strong"}
+        if limit is not None:
+            kw["limit"] = limit
+        return list(self._call("query", self.client.query, **kw))
+
+    def _scan(self, expr: str, fields: list[str]) -> Iterable[list[dict]]:
+        """Every matching row, a page at a time (primary-key paging: bounded memory)."""
+        last: str | None = None
+        while True:
+            page_expr = _and(expr, f"id > {schema_lit(last)}" if last is not None else "")
+            rows = self._query(page_expr, list(dict.fromkeys(["id", *fields])), limit=_ITER)
+            if not rows:
+                return
+            rows.sort(key=lambda r: r["id"])
+            yield rows
+            if len(rows) < _ITER:
+                return
+            last = rows[-1]["id"]
+
+    def _rows(self, ids: Sequence[str], fields: list[str]) -> dict[str, dict]:
+        out: dict[str, dict] = {}
+        unique = list(dict.fromkeys(ids))
+        for i in range(0, len(unique), _BATCH):
+            chunk = unique[i:i + _BATCH]
+            for r in self._query(f"id in {_q(chunk)}", fields, limit=len(chunk)):
+                out[r["id"]] = r
+        return out
+
+    def _forget(self, ids: Iterable[str]) -> None:
+        recent = getattr(self._recent, "items", None)
+        if recent:
+            for i in ids:
+                recent.pop(i, None)
+
+    # ------------------------------------------------------------------- write
+    def put(self, records: Sequence[Record]) -> list[str]:
+        """Insert or replace (by id) in one upsert; returns the ids.
+
+        Blobs are written first, so a row never points at a missing blob. A
+        replaced item keeps its ``added`` time and its place in listing order.
+        """
+        if not records:
+            return []
+        ids = [r.id for r in records]
+        for id in ids:
+            if not isinstance(id, str) or not id or len(id) > 1024:
+                raise InvalidInput(f"item ids must be non-empty strings up to 1024 characters, "
+                                   f"got {id!r}")
+        recs = list({r.id: r for r in records}.values())
+        vecs = schema.check_vectors(recs, self.info)
+        prepared = []
+        for r in recs:
+            if not isinstance(r.source, str):
+                raise InvalidInput(f"source of item {r.id!r} must be a string")
+            meta = schema.check_metadata(r.metadata or {}, r.id)
+            exif = schema.clean_json(r.exif or {})
+            file = schema.clean_json(r.file or {})
+            if not isinstance(exif, dict) or not isinstance(file, dict):
+                raise InvalidInput(f"exif and file facts of item {r.id!r} must be objects")
+            prepared.append((r, meta, exif, file))
+        old = self._rows([r.id for r in recs], ["id", "added", "ord"])
+        now = schema.now()
+        base = time.time_ns()
+        rows = []
+        for i, (r, meta, exif, file) in enumerate(prepared):
+            thumb = self.blobs.put(r.thumbnail) if r.thumbnail is not None else None
+            orig = self.blobs.put(r.original) if r.original is not None else None
+            prev = old.get(r.id)
+            rows.append({
+                "id": r.id, "vector": vecs[i].tolist(), "source": r.source,
+                "width": r.width, "height": r.height, "format": r.format,
+                "sha256": r.sha256, "taken": r.taken, "thumb": thumb, "orig": orig,
+                "stored": int(r.original is not None),
+                "added": prev["added"] if prev else now, "updated": now,
+                "ord": prev["ord"] if prev else base + i,
+                "metadata": meta, "exif": exif, "file": file,
+                "text": schema.text_of(r.source, meta, exif, file)})
+        for i in range(0, len(rows), _BATCH):
+            self._call("upsert", self.client.upsert, rows[i:i + _BATCH])
+        self._forget(ids)
+        return ids
+
+    def set_metadata(self, id: str, metadata: dict[str, Any], merge: bool = False) -> None:
+        """Replace (or, with ``merge``, update key by key) the user metadata of one item."""
+        schema.check_metadata(metadata, id)
+        row = self._rows([id], ["*"]).get(id)
+        if row is None:
+            raise NotFound(f"no item {id!r} in collection {self.info.name!r}")
+        new = {**(row.get("metadata") or {}), **metadata} if merge else metadata
+        row.pop("sparse", None)
+        row["metadata"] = new
+        row["updated"] = schema.now()
+        row["text"] = schema.text_of(row["source"], new, row.get("exif") or {},
+                                     row.get("file") or {})
+        row["vector"] = [float(x) for x in row["vector"]]
+        self._call("upsert", self.client.upsert, [row])
+        self._forget([id])
+
+    def delete(self, ids: Sequence[str]) -> list[bool]:
+        """Delete items; one bool per id, False where the id did not exist."""
+        if not ids:
+            return []
+        found = set(self._rows(list(ids), ["id"]))
+        found_list = list(found)
+        for n in range(0, len(found_list), _BATCH):
+            self._call("delete", self.client.delete,
+                       filter=f"id in {_q(found_list[n:n + _BATCH])}")
+        self._forget(ids)
+        seen: set[str] = set()
+        out = []
+        for i in ids:
+            out.append(i in found and i not in seen)
+            seen.add(i)
+        return out
+
+    def clear(self) -> int:
+        """Delete every item; returns how many there were."""
+        n = self.count()
+        self._call("delete", self.client.delete, filter='id != ""')
+        self._forget(list(getattr(self._recent, "items", {}) or {}))
+        return n
+
+    # -------------------------------------------------------------------- read
+    def get(self, ids: Sequence[str]) -> list[Item | None]:
+        recent: dict[str, Item] = getattr(self._recent, "items", None) or {}
+        self._recent.items = {}
+        have = {i: recent[i] for i in ids if i in recent}
+        missing = [i for i in ids if i not in have]
+        if missing:
+            for id, row in self._rows(missing, schema.ITEM_FIELDS).items():
+                have[id] = schema.item_from_row(row)
+        return [have.get(i) for i in ids]
+
+    def vectors(self, ids: Sequence[str]) -> np.ndarray:
+        """(len(ids), dim) float32; NotFound if any id is absent."""
+        rows = self._rows(list(ids), ["id", "vector"])
+        missing = [i for i in ids if i not in rows]
+        if missing:
+            raise NotFound(f"no item {missing[0]!r} in collection {self.info.name!r}"
+                           + (f" (and {len(missing) - 1} more missing)" if len(missing) > 1
+                              else ""))
+        if not ids:
+            return np.empty((0, self.info.dim), dtype=np.float32)
+        return np.asarray([rows[i]["vector"] for i in ids], dtype=np.float32)
+
+    def _blob(self, id: str, field: str) -> bytes | None:
+        row = self._rows([id], ["id", field]).get(id)
+        if row is None:
+            raise NotFound(f"no item {id!r} in collection {self.info.name!r}")
+        return self.blobs.get(row[field]) if row.get(field) else None
+
+    def original(self, id: str) -> bytes | None:
+        """Stored original bytes (URL / upload sources), None for in-place files."""
+        return self._blob(id, "orig")
+
+    def thumbnail(self, id: str) -> bytes | None:
+        return self._blob(id, "thumb")
+
+    def count(self, where: dict | None = None) -> int:
+        rows = self._query(compile_milvus(where), ["count(*)"])
+        return int(rows[0]["count(*)"]) if rows else 0
+
+    def ids(self, where: dict | None = None, limit: int | None = None,
+            offset: int = 0) -> list[str]:
+        """Item ids in insertion order (Milvus has no ORDER BY: sorted here)."""
+        if (limit is not None and limit < 0) or offset < 0:
+            raise InvalidInput("limit and offset must not be negative")
+        pairs = [(r["ord"], r["id"]) for page in self._scan(compile_milvus(where), ["ord"])
+                 for r in page]
+        pairs.sort()
+        end = None if limit is None else offset + limit
+        return [i for _, i in pairs[offset:end]]
+
+    def by_sha256(self, hashes: Iterable[str]) -> dict[str, str]:
+        """sha256 -> an id already stored with that content (the earliest one): one query."""
+        wanted = [h for h in dict.fromkeys(hashes) if isinstance(h, str)]
+        if not wanted:
+            return {}
+        best: dict[str, tuple[int, str]] = {}
+        for i in range(0, len(wanted), 10_000):
+            chunk = wanted[i:i + 10_000]
+            for r in self._query(f"sha256 in {_q(chunk)}", ["id", "sha256", "ord"]):
+                cur = best.get(r["sha256"])
+                if cur is None or r["ord"] < cur[0]:
+                    best[r["sha256"]] = (r["ord"], r["id"])
+        return {h: v[1] for h, v in best.items()}
+
+    def source_states(self, prefix: str | None = None) -> dict[str, SourceState]:
+        """source -> state for every item whose source starts with ``prefix``."""
+        expr = ""
+        if prefix:
+            pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            expr = f"source like {schema_lit(pattern + '%')}"
+        out: dict[str, SourceState] = {}
+        for page in self._scan(expr, ["source", "file", "sha256"]):
+            for r in page:
+                src = r["source"]
+                if prefix and not src.startswith(prefix):
+                    continue
+                f = r.get("file") or {}
+                mt, size = f.get("mtime_ns"), f.get("size")
+                out[src] = SourceState(
+                    id=r["id"],
+                    mtime_ns=int(mt) if isinstance(mt, (int, float)) else None,
+                    size=int(size) if isinstance(size, (int, float)) else None,
+                    sha256=r.get("sha256"))
+        return out
+
+    def all_vectors(self, batch: int = 65536) -> Iterable[tuple[list[str], np.ndarray]]:
+        """Every (ids, vectors), a page at a time."""
+        for page in self._scan("", ["vector"]):
+            yield ([r["id"] for r in page],
+                   np.asarray([r["vector"] for r in page], dtype=np.float32))
+
+    # ------------------------------------------------------------------ search
+    def search(self, queries: np.ndarray, k: int, where: dict | None = None,
+               exclude: Sequence[str] = ()) -> list[list[tuple[str, float]]]:
+        """Nearest items by cosine per query row, best first; hits' fields come back in the
+        same call (kept for the next ``get`` on this thread)."""
+        from ...errors import ModelMismatch
+        q = np.asarray(queries, dtype=np.float32)
+        if q.ndim == 1:
+            q = q.reshape(1, -1)
+        if q.ndim != 2 or q.shape[1] != self.info.dim:
+            raise ModelMismatch(
+                f"query vectors have shape {tuple(np.shape(queries))}, collection "
+                f"{self.info.name!r} (model {self.info.model!r}) needs {self.info.dim}-d "
+                "vectors")
+        q = schema.normalize(q.copy(), "query vector")
+        k = _check_k(k)
+        if k == 0 or len(q) == 0:
+            return [[] for _ in range(len(q))]
+        expr = _and(compile_milvus(where),
+                    f"not (id in {_q(list(dict.fromkeys(exclude)))})" if exclude else "")
+        res = self._ann(q, k, expr, self.index.search_params(k))
+        if where is not None and any(len(r) < k for r in res):
+            # An approximate index may stop short under a selective filter: when more
+            # items match than it returned, search again exploring as far as needed.
+            n = self.count(where)
+            if any(len(r) < min(k, n) for r in res):
+                params = self.index.search_params(max(k, n))
+                if "ef" in params:
+                    params["ef"] = max(params["ef"], n)
+                if "nprobe" in params:
+                    params["nprobe"] = self.index.lists()
+                res = self._ann(q, k, expr, params)
+        return res
+
+    def _ann(self, q: np.ndarray, k: int, expr: str,
+             params: dict[str, Any]) -> list[list[tuple[str, float]]]:
+        raw = self._call("search", self.client.search, data=q.tolist(), anns_field="vector",
+                         limit=min(k, 16384), filter=expr, output_fields=schema.ITEM_FIELDS,
+                         search_params={"metric_type": "IP", "params": params},
+                         consistency_level="Strong")
+        recent: dict[str, Item] = {}
+        out = []
+        for hits in raw:
+            row = []
+            for h in hits:
+                ent = h["entity"]
+                ent.setdefault("id", h["id"])
+                recent[h["id"]] = schema.item_from_row(ent)
+                row.append((h["id"], float(h["distance"])))
+            out.append(row)
+        self._recent.items = recent
+        return out
+
+    def text_search(self, query: str, k: int = 10,
+                    where: dict | None = None) -> list[tuple[str, float]]:
+        """Full-text search over source path, user metadata, EXIF and file name.
+
+        Every word must occur (as a substring, case-insensitively); hits are ranked
+        by Milvus' BM25 where a word matches whole, then the rest by listing order
+        with score 0.
+        """
+        k = _check_k(k)
+        words = schema.words_of(query or "")[:32]
+        if not words or k == 0:
+            return []
+        # Words hold letters and digits only: nothing to escape in the LIKE pattern.
+        likes = [f"text like {schema_lit('%' + w + '%')}" for w in words]
+        expr = _and(compile_milvus(where), *likes)
+        raw = self._call("search", self.client.search, data=[" ".join(words)],
+                         anns_field="sparse", limit=k, filter=expr, output_fields=["id"],
+                         search_params={"metric_type": "BM25"}, consistency_level="Strong")
+        out = [(h["id"], abs(float(h["distance"]))) for h in raw[0]]
+        if len(out) < k:
+            seen = {i for i, _ in out}
+            for r in self._query(expr, ["id"], limit=k + len(seen)):
+                if r["id"] not in seen and len(out) < k:
+                    out.append((r["id"], 0.0))
+        return out
+
+    # ------------------------------------------------------------------ health
+    def index_info(self) -> dict[str, Any]:
+        """The vector index in brief: {"kind", "size", "backend": "milvus", "milvus": {...}}."""
+        return {"kind": self.index.resolved(), "size": self.count(), "backend": "milvus",
+                "milvus": {"collection": self.cname, **self.index.to_dict(),
+                           "consistency": "Strong", "blobs": self.blobs.url,
+                           **self._describe}}
+
+    def check(self) -> dict[str, Any]:
+        """Health: every row readable with a unit vector, every blob it names present."""
+        problems: list[str] = []
+        items = 0
+        missing = 0
+        for page in self._scan("", ["thumb", "orig"]):
+            items += len(page)
+            for r in page:
+                for key in (r.get("thumb"), r.get("orig")):
+                    if key and not self.blobs.exists(key):
+                        missing += 1
+        if missing:
+            problems.append(f"{missing} blobs named by rows are missing from "
+                            f"{self.blobs.url}")
+        count = self.count()
+        if count != items:
+            problems.append(f"count(*) says {count} items but a scan read {items}")
+        index = self.index_info() | {"in_step": True}
+        return {"ok": not problems, "items": items, "vectors": items, "index": index,
+                "problems": problems}
+
+    def rebuild(self) -> dict[str, Any]:
+        """Milvus maintains its indexes itself: rebuild re-creates the vector index."""
+        t0 = time.perf_counter()
+        c = self.client
+        self._call("release", c.release_collection)
+        self._call("drop index", c.drop_index, index_name="vector")
+        self._call("create index", c.create_index, self._vector_index_params())
+        self._call("load", c.load_collection)
+        n = self.count()
+        return {"items": n, "fts": n, "index": self.index.to_dict(),
+                "seconds": round(time.perf_counter() - t0, 3)}
+
+    def _vector_index_params(self) -> Any:
+        p = self.client.prepare_index_params()
+        p.add_index("vector", index_type=self.index.resolved(), metric_type="IP",
+                    params=self.index.build_params())
+        return p
+
+    def close(self) -> None:
+        self.closed = True
