@@ -7,9 +7,9 @@ docs/scale-out.md for the layout, index defaults and sizing.
 
 from __future__ import annotations
 
+from ...filters.milvus import compile_milvus
 from .backend import MilvusBackend, MilvusOptions
 from .blobs import BlobStore
-from .filter import compile_milvus
 from .schema import IndexSpec
 from .store import MilvusStore
 

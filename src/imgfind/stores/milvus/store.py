@@ -25,11 +25,11 @@ from typing import Any
 import numpy as np
 
 from ...errors import InvalidInput, NotFound, StoreError
+from ...filters.milvus import compile_milvus
 from ...types import Item
 from ..base import CollectionInfo, Record, SourceState
 from . import schema
 from .blobs import BlobStore
-from .filter import compile_milvus
 from .schema import and_ as _and
 from .schema import check_k as _check_k
 from .schema import in_list as _q

@@ -1,0 +1,159 @@
+"""The filter tree (:mod:`.tree`) as a Milvus boolean expression.
+
+Keys become field references (``width``, ``metadata["breed"]``,
+``exif["GPS"]["Lat"]``); values become literals written here (strings
+JSON-quoted, numbers and booleans spelled out), never pasted text. Every
+comparison on a nullable field is guarded by ``F is not null`` so it is true
+or false, never unknown, and ``not (...)`` then matches items that lack the
+field, as the tree's semantics require.
+
+What Milvus cannot express as imgfind means it (documented in docs/scale-out.md):
+
+* Milvus compares JSON ``true``/``false`` equal to ``1``/``0``, so on a JSON
+  key holding both booleans and the numbers 0 or 1 they match each other;
+* ``$contains`` on a JSON field with ``%``, ``_`` or ``\\`` in the value raises
+  :class:`~imgfind.errors.UnsupportedFilter` (Milvus' LIKE cannot escape
+  them inside JSON), as does a string holding control characters.
+
+>>> compile_milvus({"breed": "lab"})
+'(metadata["breed"] is not null and metadata["breed"] == "lab")'
+>>> compile_milvus({"width": {"$gte": 100}, "format": {"$exists": False}})
+'(width is not null and width >= 100) and format is null'
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..errors import UnsupportedFilter
+from .compiler import Compiler
+from .tree import And, Compare, Field, Node, Not, Or, parse
+
+__all__ = ["MilvusCompiler", "compile_milvus"]
+
+TRUE, FALSE = "__true__", "__false__"
+_NEVER = 'id == "" and id != ""'
+_NOT_NULL = {"id", "source", "added", "updated", "stored"}   # non-nullable Milvus fields
+_CMP = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
+
+
+def compile_milvus(where: dict | Node | None) -> str:
+    """A filter (dict or parsed tree) as a Milvus expression; "" matches everything.
+
+    Raises :class:`~imgfind.errors.InvalidFilter` for a bad filter and
+    :class:`~imgfind.errors.UnsupportedFilter` for one Milvus cannot express.
+    """
+    node = where if isinstance(where, (And, Or, Not, Compare)) else parse(where)
+    expr = MilvusCompiler().compile(node)
+    return "" if expr == TRUE else _NEVER if expr == FALSE else expr
+
+
+def _ref(f: Field) -> str:
+    if f.root == "column":
+        return f.path[0]
+    return f.root + "".join(f"[{json.dumps(p)}]" for p in f.path)
+
+
+def _nullable(f: Field) -> bool:
+    return f.root != "column" or f.path[0] not in _NOT_NULL
+
+
+def _guard(f: Field, test: str) -> str:
+    return f"({_ref(f)} is not null and {test})" if _nullable(f) else test
+
+
+def _and(parts: list[str]) -> str:
+    if FALSE in parts:
+        return FALSE
+    parts = [p for p in parts if p != TRUE]
+    if not parts:
+        return TRUE
+    return parts[0] if len(parts) == 1 else " and ".join(
+        f"({p})" if " or " in p and not p.startswith("(") else p for p in parts)
+
+
+def _or(parts: list[str]) -> str:
+    if TRUE in parts:
+        return TRUE
+    parts = [p for p in parts if p != FALSE]
+    if not parts:
+        return FALSE
+    return parts[0] if len(parts) == 1 else "(" + " or ".join(parts) + ")"
+
+
+def _not(expr: str) -> str:
+    return FALSE if expr == TRUE else TRUE if expr == FALSE else f"not ({expr})"
+
+
+class MilvusCompiler(Compiler[str]):
+    backend = "milvus"
+
+    def visit_and(self, node: And) -> str:
+        return _and([self.compile(c) for c in node.children])
+
+    def visit_or(self, node: Or) -> str:
+        return _or([self.compile(c) for c in node.children])
+
+    def visit_not(self, node: Not) -> str:
+        return _not(self.compile(node.child))
+
+    def visit_compare(self, node: Compare) -> str:
+        f, op, v = node.field, node.op, node.value
+        if op == "$eq":
+            return self._eq(f, v)
+        if op == "$ne":
+            return _not(self._eq(f, v))
+        if op in _CMP:
+            return _guard(f, f"{_ref(f)} {_CMP[op]} {self._lit(v, op)}")
+        if op in ("$in", "$nin"):
+            expr = self._in(f, v)
+            return expr if op == "$in" else _not(expr)
+        if op == "$exists":
+            if not _nullable(f):
+                return TRUE if v else FALSE
+            return f"{_ref(f)} is not null" if v else f"{_ref(f)} is null"
+        return self._contains(f, v)
+
+    def _lit(self, value: Any, op: str) -> str:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, (int, float)):
+            return repr(value)
+        if any(ord(c) < 0x20 for c in value):
+            raise UnsupportedFilter(f"the {self.backend} store cannot express {op} with a "
+                                    "string holding control characters", op, self.backend)
+        return json.dumps(value, ensure_ascii=False)
+
+    def _eq(self, f: Field, value: Any) -> str:
+        if value is None:
+            return f"{_ref(f)} is null" if _nullable(f) else FALSE
+        if f.kind == "int" and isinstance(value, bool):
+            value = int(value)
+        return _guard(f, f"{_ref(f)} == {self._lit(value, '$eq')}")
+
+    def _in(self, f: Field, values: tuple[Any, ...]) -> str:
+        if f.kind == "json":
+            return _or([self._eq(f, v) for v in values])
+        plain = [int(v) if isinstance(v, bool) else v for v in values if v is not None]
+        terms = [self._eq(f, None)] if None in values else []
+        if plain:
+            lits = ", ".join(self._lit(v, "$in") for v in plain)
+            terms.append(_guard(f, f"{_ref(f)} in [{lits}]"))
+        return _or(terms)
+
+    def _contains(self, f: Field, value: Any) -> str:
+        ref = _ref(f)
+        if f.kind != "json":
+            pattern = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            return _guard(f, f"{ref} like {self._lit('%' + pattern + '%', '$contains')}")
+        if not isinstance(value, str):
+            return _guard(f, f"json_contains({ref}, {self._lit(value, '$contains')})")
+        if any(c in value for c in "%_\\"):
+            raise UnsupportedFilter(
+                f"the {self.backend} store cannot express $contains on {f.key!r} with '%', "
+                "'_' or '\\' in the value (LIKE cannot escape them inside JSON fields); "
+                "use $eq or $in", "$contains", self.backend)
+        lit = self._lit(value, "$contains")
+        like = self._lit("%" + value + "%", "$contains")
+        return _guard(f, f"(json_contains({ref}, {lit}) or {ref} like {like})")
