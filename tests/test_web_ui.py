@@ -9,12 +9,7 @@ Screenshots of each main view go to ``$IMGFIND_ARTIFACTS`` or ``tests/artifacts/
 from __future__ import annotations
 
 import base64
-import json
-import os
 import re
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,58 +17,27 @@ import httpx
 import pytest
 from PIL import Image, ImageDraw, TiffImagePlugin
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--headless=new", "--disable-gpu",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
-FLICKR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "flickr8k-1k" / "images"
+from tests import web
+from tests.conftest import real_photos
+from tests.web import (
+    LiveServer,
+    card_ids,
+    needs_chromium,
+    open_ui,
+    scores,
+    shot,
+    wait_for_cards,
+    wait_for_ids,
+)
+from tests.web import settle as wait_for_query
+
 API_KEY = "s3cret-test-key"
 N_PHOTOS = 20
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                                reason=f"needs Chromium at {CHROMIUM}")
-
-ARTIFACTS = Path(os.environ.get("IMGFIND_ARTIFACTS") or Path(__file__).parent / "artifacts")
-
-
-def real_photos(n: int, start: int = 0) -> list[Path]:
-    """Photos ``start..start+n`` of Flickr8k, sorted so runs are repeatable."""
-    photos = sorted(FLICKR.glob("*.jpg"))[start:start + n]
-    if len(photos) < n:
-        pytest.skip(f"needs {start + n} photos in {FLICKR}")
-    return photos
-
-
-def shot(page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"web-{name}.png"))
+pytestmark = needs_chromium
 
 
 # -- fixtures ---------------------------------------------------------------------------------
-
-class LiveServer:
-    """uvicorn serving ``app`` in a thread, on a free port of 127.0.0.1."""
-
-    def __init__(self, app) -> None:
-        import uvicorn
-
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]},
-                                       daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the test server did not start")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-
 
 def exif_photo(path: Path) -> Path:
     """A generated JPEG carrying camera EXIF and a GPS position (Berlin, 34 m)."""
@@ -122,67 +86,13 @@ def env(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Itera
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+def browser():
+    yield from web.launch()
 
 
 @pytest.fixture
 def page(browser):
-    """A fresh page; fails the test on any uncaught script error."""
-    context = browser.new_context(viewport={"width": 1280, "height": 860})
-    p = context.new_page()
-    p.set_default_timeout(15_000)
-    errors: list[str] = []
-    p.on("pageerror", lambda e: errors.append(str(e)))
-    yield p
-    context.close()
-    assert not errors, f"script errors in the page: {errors}"
-
-
-def open_ui(page, url: str, hash_: str = "#c=photos") -> None:
-    page.goto(f"{url}/{hash_}")
-    page.wait_for_selector("#gallery .card:not(.skeleton), #empty:not([hidden]), "
-                           "#banner:not([hidden])")
-
-
-def card_ids(page) -> list[str]:
-    return page.eval_on_selector_all("#gallery .card:not(.skeleton)",
-                                     "els => els.map(e => e.dataset.id)")
-
-
-def scores(page) -> list[float]:
-    return [float(s) for s in page.eval_on_selector_all("#gallery .card .score",
-                                                        "els => els.map(e => e.textContent)")]
-
-
-def wait_for_cards(page, n: int) -> None:
-    """Waits until the gallery shows exactly ``n`` result cards (skeletons don't count)."""
-    wait_for_query(page)
-    page.wait_for_function("n => document.querySelectorAll('#gallery .card:not(.skeleton)')"
-                           ".length === n", arg=n)
-
-
-def wait_for_ids(page, expected: set[str]) -> None:
-    """Waits until the settled gallery shows exactly ``expected`` (a re-render may follow
-    the first one, e.g. when both Enter and the input's change event run the query)."""
-    page.wait_for_function(
-        """want => {
-            const g = document.querySelector('#gallery');
-            if (g.hasAttribute('aria-busy') || g.querySelector('.skeleton')) return false;
-            const ids = [...g.querySelectorAll('.card')].map(e => e.dataset.id).sort();
-            return JSON.stringify(ids) === JSON.stringify(want);
-        }""", arg=sorted(expected))
-
-
-def wait_for_query(page) -> None:
-    """Waits until the gallery has left its loading state."""
-    page.wait_for_function("() => !document.querySelector('#gallery').hasAttribute('aria-busy')"
-                           " && !document.querySelector('#gallery .skeleton')")
+    yield from web.page_for(browser)
 
 
 # -- tests ------------------------------------------------------------------------------------
@@ -485,21 +395,3 @@ def test_page_has_accessible_names_for_controls(page, env):
     first = page.locator("#gallery .card").first
     assert first.get_attribute("tabindex") == "0"
     assert re.search(r"\.jpe?g", first.get_attribute("aria-label"), re.IGNORECASE)
-
-
-def test_fields_endpoint_feeds_the_filter_picker(page, env):
-    open_ui(page, env["url"])
-    page.click("#add-filter")
-    keys = page.eval_on_selector_all(".filter .f-key option", "els => els.map(e => e.value)")
-    served = [f["key"] for f in httpx.get(f"{env['url']}/api/collections/photos/fields")
-              .json()["fields"]]
-    assert keys == served
-    assert "metadata.group" in keys and "format" in keys
-    # An "exists" condition needs no value and still filters.
-    page.select_option(".filter >> nth=0 >> .f-key", "metadata.title")
-    page.select_option(".filter >> nth=0 >> .f-op", "$exists")
-    assert page.is_hidden(".filter >> nth=0 >> .f-value")
-    wait_for_cards(page, 1)
-    assert card_ids(page) == [env["exif_id"]]
-    assert json.loads(page.evaluate("new URLSearchParams(location.hash.slice(1)).get('f')")) == [
-        ["metadata.title", "$exists", ""]]

@@ -33,6 +33,7 @@ ROUTERS = (
     "items",
     "search",
     "jobs",
+    "gallery",
 )
 
 

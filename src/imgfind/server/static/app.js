@@ -1,25 +1,24 @@
 // imgfind web UI: native ES modules, no build step. Talks to the REST API under api/.
 // URLs are relative so the page also works when the server is mounted under a prefix.
-// This entry wires the top bar and starts the page; each view lives in js/.
+// This entry wires the top bar and menus, then starts the page from its URL (nav.js);
+// each view and job lives in its own module under js/.
 
-import { loadCollections, selectCollection } from "./js/collections.js";
+import { dropCollection, openCreate, selectCollection } from "./js/collections.js";
 import { $ } from "./js/dom.js";
 import { anyDialogOpen } from "./js/dragdrop.js";
 import { addFilterRow, clearFilters } from "./js/filters.js";
-import { readHash } from "./js/history.js";
+import { openIndex, resumeJob } from "./js/jobs.js";
+import { goTo, start } from "./js/nav.js";
 import { run, searchImage, searchText } from "./js/search.js";
+import { clearSelection } from "./js/select.js";
 import { renderKeyDot } from "./js/settings.js";
-import { K_STORE, OPS, state, ui } from "./js/state.js";
-import "./js/viewer.js";
+import { K_STORE, state, ui } from "./js/state.js";
 import "./js/upload.js";
-import "./js/settings.js";
-import "./js/dragdrop.js";
-import "./js/gallery.js";
-
-// ---------------------------------------------------------------- top bar
 
 ui.form.addEventListener("submit", (e) => {
   e.preventDefault();
+  if (state.view !== "gallery") state.view = "gallery";
+  document.body.dataset.view = "gallery";
   searchText(ui.q.value);
 });
 ui.q.addEventListener("search", () => { if (!ui.q.value && state.query?.kind === "text") searchText(""); });
@@ -36,27 +35,35 @@ ui.collection.addEventListener("change", () => selectCollection(ui.collection.va
 ui.addFilter.addEventListener("click", () => addFilterRow());
 ui.clearFilters.addEventListener("click", clearFilters);
 
+// The collection menu.
+const menu = $("#collection-menu");
+const fromMenu = (fn) => () => { menu.open = false; fn(); };
+$("#menu-index").addEventListener("click", fromMenu(openIndex));
+$("#menu-create").addEventListener("click", fromMenu(openCreate));
+$("#menu-drop").addEventListener("click", fromMenu(dropCollection));
+$("#menu-duplicates").addEventListener("click", fromMenu(() => goTo("duplicates")));
+$("#dups-back").addEventListener("click", () => goTo("gallery"));
+document.addEventListener("click", (e) => { if (menu.open && !menu.contains(e.target)) menu.open = false; });
+
 document.addEventListener("keydown", (e) => {
+  if (anyDialogOpen() || e.target.matches("input, textarea, select")) return;
   // "/" jumps to the search box, as on most search sites.
-  if (e.key === "/" && !anyDialogOpen() && !e.target.matches("input, textarea, select")) {
+  if (e.key === "/") {
     e.preventDefault();
     ui.q.focus();
+  } else if (e.key === "Escape" && state.selected.size) {
+    clearSelection();
   }
 });
 
-// ---------------------------------------------------------------- start
+// Sticky date headers sit just below the sticky top bar, whatever its height.
+const topbar = $(".topbar");
+new ResizeObserver(() => {
+  document.documentElement.style.setProperty("--topbar-h", `${topbar.offsetHeight}px`);
+}).observe(topbar);
 
-async function start() {
-  const saved = localStorage.getItem(K_STORE);
-  if (saved && [...ui.k.options].some((o) => o.value === saved)) ui.k.value = saved;
-  else ui.k.value = "20";
-  renderKeyDot();
-  const h = readHash();
-  state.filters = h.filters.filter((f) => Array.isArray(f) && f.length === 3)
-    .map(([key, op, value]) => ({ key: String(key), op: OPS.some((o) => o.op === op) ? op : "$eq", value: String(value ?? "") }));
-  if (h.q) { ui.q.value = h.q; state.query = { kind: "text", text: h.q }; }
-  else if (h.like) state.query = { kind: "like", id: h.like, name: h.like };
-  await loadCollections(h.c);
-}
-
-start();
+document.body.dataset.view = "gallery";
+const saved = localStorage.getItem(K_STORE);
+ui.k.value = saved && [...ui.k.options].some((o) => o.value === saved) ? saved : "20";
+renderKeyDot();
+start().then(resumeJob);

@@ -25,6 +25,9 @@ export const ICONS = {
   open: '<path d="M4 12s3-7 8-7 8 7 8 7-3 7-8 7-8-7-8-7z"/><circle cx="12" cy="12" r="2.5"/>',
   trash: '<path d="M4 7h16M10 11v6M14 11v6M6 7l1 12a2 2 0 0 0 2 2h6a2 2 0 0 0 2-2l1-12M9 7V4h6v3"/>',
   close: '<path d="M6 6l12 12M18 6 6 18"/>',
+  check: '<path d="m5 12 5 5 9-10"/>',
+  plus: '<circle cx="12" cy="12" r="8"/><path d="M12 8v8M8 12h8"/>',
+  minus: '<circle cx="12" cy="12" r="8"/><path d="M8 12h8"/>',
   image: '<rect x="3" y="5" width="18" height="14" rx="2"/><circle cx="9" cy="10" r="1.8"/><path d="m21 16-5-5-9 8"/>',
 };
 
@@ -67,4 +70,12 @@ export function formatDate(v) {
 
 export function plural(n, word) {
   return `${n.toLocaleString()} ${word}${n === 1 ? "" : "s"}`;
+}
+
+/** The date an item sorts by in the timeline: when it was taken, else when it was added. */
+export function itemDate(item) {
+  const v = item.taken || item.added;
+  if (!v) return null;
+  const d = new Date(String(v).replace(/^(\d{4}):(\d{2}):(\d{2})/, "$1-$2-$3").replace(" ", "T"));
+  return Number.isNaN(d.getTime()) ? null : d;
 }

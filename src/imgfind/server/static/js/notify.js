@@ -43,12 +43,21 @@ export function showBanner(err, title) {
   ui.banner.hidden = false;
 }
 
-export function confirmDialog(title, text, okLabel = "Delete") {
+/** Asks to confirm; ``typed`` (e.g. a collection's name) must be typed to enable OK. */
+export function confirmDialog(title, text, okLabel = "Delete", typed = null) {
   $("#confirm-title").textContent = title;
   $("#confirm-text").textContent = text;
   $("#confirm-ok").textContent = okLabel;
+  const wrap = $("#confirm-typed-wrap");
+  const input = $("#confirm-typed");
+  wrap.hidden = typed === null;
+  input.value = "";
+  $("#confirm-typed-name").textContent = typed ?? "";
+  $("#confirm-ok").disabled = typed !== null;
+  input.oninput = () => { $("#confirm-ok").disabled = input.value !== typed; };
   ui.confirmView.returnValue = "";
   ui.confirmView.showModal();
+  if (typed !== null) input.focus();
   return new Promise((resolve) => {
     ui.confirmView.addEventListener("close", () => resolve(ui.confirmView.returnValue === "ok"), { once: true });
   });

@@ -1,82 +1,21 @@
-// The item view: full image, metadata, camera, location and file facts, prev/next.
+// The item view: the full image with previous/next (buttons, arrow keys, swipe on touch
+// screens), its details, and actions. Opening it is a history entry (Back closes it);
+// stepping through items updates that entry in place.
 
-import { imageUrl, thumbUrl } from "./api.js";
-import { $, displayName, el, formatBytes, formatDate } from "./dom.js";
-import { EXIF_FIELDS, FILE_LABELS, findGps, flatten } from "./exif.js";
-import { deleteItem } from "./gallery.js";
-import { searchLike } from "./search.js";
+import { api, imageUrl, itemPath, thumbUrl } from "./api.js";
+import { renderItemDetails } from "./details.js";
+import { $, displayName } from "./dom.js";
+import { record } from "./history.js";
+import { deleteItem } from "./items.js";
+import { addExample, isSearch, searchLike } from "./search.js";
 import { state, ui } from "./state.js";
 
-export function valueNode(v) {
-  if (Array.isArray(v) && v.every((x) => x === null || typeof x !== "object")) {
-    return el("span", {}, v.map((x) => el("span", { class: "tag", text: String(x) })));
-  }
-  if (v && typeof v === "object") return el("code", { text: JSON.stringify(v) });
-  if (typeof v === "boolean") return v ? "yes" : "no";
-  return String(v);
-}
+let pushed = false;   // whether opening the view added the history entry we are on
+let quiet = false;    // a close that must not touch history (history itself moved)
 
-export function dl(rows) {
-  const shown = rows.filter(([, v]) => v !== null && v !== undefined && v !== "");
-  return el("dl", {}, shown.map(([k, v]) => [el("dt", { text: k }), el("dd", {}, v instanceof Node ? v : valueNode(v))]));
-}
-
-export function section(title, body) {
-  return el("section", { "aria-label": title }, el("h3", { text: title }), body);
-}
-
-export function renderItemDetails(item) {
-  const parts = [];
-  const meta = Object.entries(item.metadata || {});
-  parts.push(section("Metadata", meta.length ? dl(meta) : el("p", { class: "none", text: "No metadata of your own yet." })));
-
-  const flat = flatten(item.exif);
-  const camera = EXIF_FIELDS.map(([label, f]) => [label, f({ ...flat, taken: flat.taken ?? item.taken })]);
-  if (camera.some(([, v]) => v !== null && v !== undefined && v !== "")) parts.push(section("Camera", dl(camera)));
-
-  const gps = findGps(item);
-  if (gps) {
-    const coords = `${gps.lat.toFixed(5)}, ${gps.lon.toFixed(5)}`;
-    const osm = `https://www.openstreetmap.org/?mlat=${gps.lat.toFixed(6)}&mlon=${gps.lon.toFixed(6)}#map=15/${gps.lat.toFixed(6)}/${gps.lon.toFixed(6)}`;
-    parts.push(section("Location", el("dl", {},
-      el("dt", { text: "Coordinates" }), el("dd", { class: "mono", "data-gps": coords, text: coords }),
-      gps.alt !== null ? [el("dt", { text: "Altitude" }), el("dd", { text: `${Math.round(gps.alt)} m` })] : null,
-      el("dt", { text: "Map" }), el("dd", {}, el("a", { href: osm, target: "_blank", rel: "noopener", class: "osm-link", text: "Open in OpenStreetMap ↗" })))));
-  }
-
-  const mp = item.width && item.height ? ` (${(item.width * item.height / 1e6).toFixed(1)} MP)` : "";
-  parts.push(section("Image", dl([
-    ["Format", item.format],
-    ["Dimensions", item.width && item.height ? `${item.width} × ${item.height}${mp}` : null],
-    ["Taken", formatDate(item.taken)],
-    ["Added", formatDate(item.added)],
-    ["Updated", formatDate(item.updated)],
-    ["Storage", item.stored ? "Stored by imgfind" : "Referenced in place"],
-    ["Id", el("span", { class: "mono", text: item.id })],
-  ])));
-
-  const file = Object.entries(item.file || {}).filter(([k]) => !k.endsWith("_ns")).map(([k, v]) => {
-    const label = FILE_LABELS[k] || k.charAt(0).toUpperCase() + k.slice(1).replace(/_/g, " ");
-    if (/size|bytes/i.test(k) && typeof v === "number") return [label, formatBytes(v)];
-    if (/time|date|modified|created/i.test(k)) return [label, formatDate(v)];
-    if (k === "path" || k === "dir") return [label, el("span", { class: "mono", text: v })];
-    return [label, v];
-  });
-  if (item.sha256) file.push(["SHA-256", el("span", { class: "mono", title: item.sha256, text: item.sha256.slice(0, 16) + "…" })]);
-  if (file.length) parts.push(section("File", dl(file)));
-
-  const allExif = Object.entries(flat);
-  if (allExif.length) {
-    parts.push(el("details", {}, el("summary", { text: `All EXIF fields (${allExif.length})` }), dl(allExif)));
-  }
-  $("#item-details").replaceChildren(...parts);
-}
-
-export function showItem(index) {
-  const r = state.results[index];
-  if (!r) return;
+function show(item, index) {
   state.current = index;
-  const { item } = r;
+  state.item = item;
   const name = displayName(item);
   $("#item-title").textContent = name;
   $("#item-source").textContent = item.source;
@@ -86,44 +25,121 @@ export function showItem(index) {
   img.src = imageUrl(item.id);
   $("#item-open").href = imageUrl(item.id);
   $("#item-prev").hidden = index <= 0;
-  $("#item-next").hidden = index >= state.results.length - 1;
+  $("#item-next").hidden = index < 0 || index >= state.results.length - 1;
+  $("#item-more").hidden = !isSearch();
+  $("#item-less").hidden = !isSearch();
+  $("#item-position").textContent = index >= 0 ? `${index + 1} of ${state.results.length}` : "";
   renderItemDetails(item);
   if (!ui.itemView.open) ui.itemView.showModal();
 }
 
+/** Shows result ``index`` in the open view (prev/next): the URL follows, no new entry. */
+export function showItem(index) {
+  const r = state.results[index];
+  if (!r) return;
+  show(r.item, index);
+  record({ push: false });
+}
+
+/** Opens the view on result ``index``: a new history entry. */
 export function openItem(index) {
-  showItem(index);
+  const r = state.results[index];
+  if (!r) return;
+  show(r.item, index);
+  record({ push: true });
+  pushed = true;
   $("#item-close").focus();
 }
 
+/** Opens the view on item ``id`` named by a URL (it may not be among the results). */
+export async function openItemById(id) {
+  const index = state.results.findIndex((r) => r.item.id === id);
+  if (index >= 0) { show(state.results[index].item, index); return; }
+  try {
+    show(await api(itemPath(id)), -1);
+  } catch {
+    state.item = null;
+    record({ push: false });   // a link to an item that is gone opens the gallery
+  }
+}
+
+/** Closes the view as people do (Escape, the close button, a click outside). */
 export function closeItem() {
+  if (ui.itemView.open) ui.itemView.close();
+}
+
+/** Closes the view because history moved or a new query starts: history is left alone. */
+export function closeItemQuietly() {
   if (!ui.itemView.open) return;
+  quiet = true;
   ui.itemView.close();
 }
 
 ui.itemView.addEventListener("close", () => {
-  // Give focus back to the card the view was opened from.
   const r = state.results[state.current];
   if (r) ui.gallery.querySelector(`.card[data-id="${CSS.escape(r.item.id)}"]`)?.focus();
   $("#item-image").removeAttribute("src");
+  const wasQuiet = quiet;
+  quiet = false;
+  if (wasQuiet) { pushed = false; return; }
+  if (pushed) {
+    // The entry was ours: going back removes it, so Forward reopens the item.
+    pushed = false;
+    history.back();
+  } else {
+    state.item = null;
+    record({ push: false });
+  }
 });
+
+/** Follows the URL after Back/Forward: opens or closes the view. */
+export function syncItem(id) {
+  pushed = false;
+  if (!id) { state.item = null; closeItemQuietly(); return; }
+  if (state.item?.id !== id || !ui.itemView.open) openItemById(id);
+}
+
+function step(delta) {
+  const next = state.current + delta;
+  if (state.current >= 0 && next >= 0 && next < state.results.length) showItem(next);
+}
 
 ui.itemView.addEventListener("keydown", (e) => {
   if (e.target.matches("input, textarea, select")) return;
-  if (e.key === "ArrowLeft" && state.current > 0) { e.preventDefault(); showItem(state.current - 1); }
-  if (e.key === "ArrowRight" && state.current < state.results.length - 1) { e.preventDefault(); showItem(state.current + 1); }
+  if (e.key === "ArrowLeft") { e.preventDefault(); step(-1); }
+  if (e.key === "ArrowRight") { e.preventDefault(); step(+1); }
 });
+
+// Swipe on touch screens: a mostly horizontal stroke of 50 px or more steps.
+let touch = null;
+const media = $(".item-media");
+media.addEventListener("touchstart", (e) => {
+  if (e.touches.length === 1) touch = { x: e.touches[0].clientX, y: e.touches[0].clientY };
+}, { passive: true });
+media.addEventListener("touchend", (e) => {
+  if (!touch) return;
+  const t = e.changedTouches[0];
+  const dx = t.clientX - touch.x, dy = t.clientY - touch.y;
+  touch = null;
+  if (Math.abs(dx) >= 50 && Math.abs(dx) > 1.5 * Math.abs(dy)) step(dx < 0 ? +1 : -1);
+});
+
 // A click on the backdrop (outside the dialog box) closes it.
 ui.itemView.addEventListener("click", (e) => { if (e.target === ui.itemView) closeItem(); });
 $("#item-close").addEventListener("click", closeItem);
-$("#item-prev").addEventListener("click", () => showItem(state.current - 1));
-$("#item-next").addEventListener("click", () => showItem(state.current + 1));
-$("#item-similar").addEventListener("click", () => {
-  const r = state.results[state.current];
-  closeItem();
-  if (r) searchLike(r.item);
-});
-$("#item-delete").addEventListener("click", () => {
-  const r = state.results[state.current];
-  if (r) deleteItem(r.item);
-});
+$("#item-prev").addEventListener("click", () => step(-1));
+$("#item-next").addEventListener("click", () => step(+1));
+
+function fromView(run) {
+  const item = state.item;
+  if (!item) return;
+  // The item entry stays in history: Back from the new results reopens this item.
+  pushed = false;
+  closeItemQuietly();
+  run(item);
+}
+
+$("#item-similar").addEventListener("click", () => fromView(searchLike));
+$("#item-more").addEventListener("click", () => fromView((it) => addExample(it, +1)));
+$("#item-less").addEventListener("click", () => fromView((it) => addExample(it, -1)));
+$("#item-delete").addEventListener("click", () => { if (state.item) deleteItem(state.item); });
