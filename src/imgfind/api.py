@@ -53,20 +53,25 @@ def default_home() -> Path:
 
 def open(home: str | Path | None = None, *, model_path: str | Path | None = None,
          threads: int | None = None, limits: imageio.Limits | None = None,
-         allow_private_urls: bool = True) -> Library:
+         allow_private_urls: bool = True, store: str | None = None,
+         blobs: str | None = None) -> Library:
     """Open (or create) the library in ``home`` (default ``$IMGFIND_HOME`` or ``~/.imgfind``).
 
     ``model_path`` is a local model folder used for collections created
     without another model and for collections whose model is not cached.
     ``allow_private_urls=False`` refuses image URLs on loopback or private
-    networks (the server sets it for its callers).
+    networks (the server sets it for its callers). ``store`` is a store URI
+    (default ``$IMGFIND_STORE`` or ``sqlite``; see :mod:`imgfind.stores.uri`), and
+    ``blobs`` (default ``$IMGFIND_BLOBS``) where a Milvus store keeps thumbnails.
 
     >>> with imgfind.open("/tmp/lib") as lib:                      # doctest: +SKIP
     ...     print([c.name for c in lib.collections()])
     """
     return Library(Path(home).expanduser() if home else default_home(),
                    model_path=model_path, threads=threads, limits=limits,
-                   allow_private_urls=allow_private_urls)
+                   allow_private_urls=allow_private_urls,
+                   store=store or os.environ.get("IMGFIND_STORE"),
+                   blobs=blobs or os.environ.get("IMGFIND_BLOBS"))
 
 
 class Library:
@@ -74,13 +79,14 @@ class Library:
 
     def __init__(self, home: Path, *, model_path: str | Path | None = None,
                  threads: int | None = None, limits: imageio.Limits | None = None,
-                 allow_private_urls: bool = True):
+                 allow_private_urls: bool = True, store: str | None = None,
+                 blobs: str | None = None):
         self.home = home
         self.allow_private_urls = allow_private_urls
         self.model_path = str(model_path) if model_path else os.environ.get("IMGFIND_MODEL_PATH")
         self.threads = threads
         self.limits = limits or imageio.Limits()
-        self.backend = open_backend(home)
+        self.backend = open_backend(home, store=store, blobs=blobs)
         self._embedders: dict[tuple[str | None, str | None], Embedder] = {}
         self._open: dict[str, Collection] = {}
         self._lock = threading.RLock()

@@ -32,18 +32,30 @@ ModelPathOpt = Annotated[Path | None, typer.Option(
     "--model-path", envvar="IMGFIND_MODEL_PATH",
     help="Local model folder (ONNX CLIP layout); needed offline.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+StoreOpt = Annotated[str | None, typer.Option(
+    "--store", envvar="IMGFIND_STORE",
+    help="Store URI: sqlite (default), milvus:///abs/file.db, milvus://HOST:PORT, "
+         "milvus+https://HOST:PORT.")]
+BlobsOpt = Annotated[str | None, typer.Option(
+    "--blobs", envvar="IMGFIND_BLOBS",
+    help="Folder or fsspec URL for a Milvus store's thumbnails and originals.")]
+#: Global options that may also follow the command name (main() moves them in front).
+GLOBAL_AFTER_COMMAND = ("--store", "--blobs")
 
 
 class Settings:
-    def __init__(self, home: Path | None, collection: str | None, model_path: Path | None):
+    def __init__(self, home: Path | None, collection: str | None, model_path: Path | None,
+                 store: str | None = None, blobs: str | None = None):
         self.home, self.collection_opt, self.model_path = home, collection, model_path
+        self.store, self.blobs = store, blobs
         self._lib: Library | None = None
 
     def library(self, home: Path | None = None, model_path: Path | None = None) -> Library:
         from ..api import open as open_library
 
         if self._lib is None:
-            self._lib = open_library(home or self.home, model_path=model_path or self.model_path)
+            self._lib = open_library(home or self.home, model_path=model_path or self.model_path,
+                                     store=self.store, blobs=self.blobs)
         return self._lib
 
     def collection(self, ctx_home: Path | None, name: str | None,
@@ -73,8 +85,8 @@ def settings(ctx: typer.Context) -> Settings:
 
 @app.callback()
 def root(ctx: typer.Context, home: HomeOpt = None, collection: CollectionOpt = None,
-         model_path: ModelPathOpt = None) -> None:
-    ctx.obj = Settings(home, collection, model_path)
+         model_path: ModelPathOpt = None, store: StoreOpt = None, blobs: BlobsOpt = None) -> None:
+    ctx.obj = Settings(home, collection, model_path, store, blobs)
     ctx.call_on_close(ctx.obj.close)
 
 
@@ -125,12 +137,39 @@ def _is_click_exception(e: BaseException) -> bool:
     return any(c.__name__ == "ClickException" for c in type(e).__mro__)
 
 
+def hoist_global_options(argv: list[str]) -> list[str]:
+    """Move ``--store X`` / ``--blobs=X`` written after the command to the front, where
+    the root callback reads them (so they work on either side, like ``--home``).
+
+    >>> hoist_global_options(["search", "dog", "--store", "milvus:///m.db", "-k", "3"])
+    ['--store', 'milvus:///m.db', 'search', 'dog', '-k', '3']
+    """
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--":
+            rest.extend(argv[i:])
+            break
+        if a in GLOBAL_AFTER_COMMAND and i + 1 < len(argv):
+            front += argv[i:i + 2]
+            i += 2
+            continue
+        if a.split("=", 1)[0] in GLOBAL_AFTER_COMMAND and "=" in a:
+            front.append(a)
+        else:
+            rest.append(a)
+        i += 1
+    return front + rest
+
+
 def main() -> None:
     """Console entry point: user errors become one line on stderr and a truthful exit code."""
     from ..errors import ImgfindError
 
     try:
-        app(standalone_mode=False)
+        app(args=hoist_global_options(sys.argv[1:]), standalone_mode=False)
     except ImgfindError as e:
         err.print(f"error: {e.message}", highlight=False, markup=False)
         sys.exit(EXIT_ERROR)
