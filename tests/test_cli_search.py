@@ -1,0 +1,85 @@
+"""`imgfind search` options (issue 10) through the installed console script."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+import imgfind
+
+from .test_cli import run
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path):
+    from .conftest import real_photos
+
+    root = tmp_path_factory.mktemp("clisearch")
+    photos = root / "photos"
+    photos.mkdir()
+    for p in real_photos(8):
+        shutil.copy(p, photos / p.name)
+    shutil.copy(real_photos(9)[8], photos / "zebra_crossing.jpg")
+    home = root / "H"
+    run("index", str(photos), "--model-path", str(tiny_model_dir), "--json", home=home)
+    return home, photos
+
+
+def search(home: Path, *args: str) -> list[dict]:
+    return json.loads(run("search", *args, "--json", home=home, script=True).stdout)
+
+
+def test_examples_add_and_subtract_as_the_library_does(indexed, tiny_model_dir) -> None:
+    home, photos = indexed
+    crowd = str(sorted(photos.glob("*.jpg"))[1])
+    with imgfind.open(home, model_path=tiny_model_dir) as lib:
+        col = lib.collection()
+        liked = col.items(limit=1, offset=3)[0].id
+        expect = col.search("beach", positive=[{"like": liked}, {"text": "sunset"}],
+                            negative=[{"text": "people"}, {"image": crowd}], k=5)
+    hits = search(home, "beach", "--add", "sunset", "--sub", "people", "--sub-image", crowd,
+                  "--like", liked, "-k", "5")
+    assert [h["id"] for h in hits] == [h.id for h in expect]
+    assert liked not in [h["id"] for h in hits]
+    plain = search(home, "beach", "-k", "5")
+    assert [h["score"] for h in plain] != [h["score"] for h in hits]
+
+
+def test_min_score_sort_and_mode(indexed) -> None:
+    home, _ = indexed
+    full = search(home, "a dog", "-k", "9", "--mode", "vector")
+    cut = full[3]["score"]
+    kept = search(home, "a dog", "-k", "9", "--mode", "vector", "--min-score", str(cut))
+    assert [h["id"] for h in kept] == [h["id"] for h in full if h["score"] >= cut]
+    by_added = search(home, "a dog", "-k", "9", "--sort", "added")
+    assert [h["item"]["added"] for h in by_added] == sorted(h["item"]["added"] for h in by_added)
+    words = search(home, "zebra", "--mode", "text")
+    assert [Path(h["source"]).name for h in words] == ["zebra_crossing.jpg"]
+    assert Path(search(home, "zebra", "-k", "3")[0]["source"]).name == "zebra_crossing.jpg"
+    table = run("text", "zebra", "--sort", "-taken", home=home, script=True).stdout
+    assert "zebra_crossing.jpg" in table
+
+
+@pytest.mark.parametrize("args,message", [
+    (("a dog", "--min-score", "3"), "min_score"),
+    (("a dog", "--sort", "newest"), "sort"),
+    (("a dog", "--mode", "fuzzy"), "mode"),
+    (("--sub", "people"), "give what to look for"),
+    (("a dog", "--sub-image", "/no/such.jpg"), "no such image file"),
+    (("a dog", "--unlike", "ghost"), "ghost"),
+    (("--like", "ghost", "--mode", "hybrid"), "mode"),
+])
+def test_bad_options_are_one_line_errors(indexed, args, message) -> None:
+    home, _ = indexed
+    proc = run("search", *args, home=home, script=True, check=False)
+    assert proc.returncode == 1, proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_min_score_that_is_not_a_number_is_a_usage_error(indexed) -> None:
+    home, _ = indexed
+    proc = run("search", "a dog", "--min-score", "high", home=home, script=True, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
