@@ -323,8 +323,7 @@ class RemoteCollection(SingleItemCalls):
     def duplicates(self, threshold: float = 0.95) -> list[DuplicateGroup]:
         """Groups of exact copies and of near-duplicates (cosine >= threshold)."""
         groups = self._call("GET", "/duplicates", params={"threshold": threshold})["groups"]
-        return [DuplicateGroup(ids=list(g["ids"]), score=float(g["score"]),
-                               exact=bool(g["exact"])) for g in groups]
+        return [DuplicateGroup.from_dict(g) for g in groups]
 
     def check(self) -> dict[str, Any]:
         """Health of the store and its vector index: ``{"ok": bool, ...}``."""

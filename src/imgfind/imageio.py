@@ -36,6 +36,7 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "Decoded",
     "Limits",
+    "THUMBNAIL_SIDE",
     "decode",
     "load_image",
     "mime_type",
@@ -321,7 +322,11 @@ def load_image(obj: bytes | str | Path | Image.Image, *, limits: Limits = Limits
     )
 
 
-def thumbnail(img: Image.Image, size: int = 256) -> bytes:
+#: longest side of the stored thumbnails
+THUMBNAIL_SIDE = 256
+
+
+def thumbnail(img: Image.Image, size: int = THUMBNAIL_SIDE) -> bytes:
     """Encode a small JPEG preview whose longest side is at most ``size``.
 
     >>> data = thumbnail(Image.new("RGB", (1000, 500)), 256)

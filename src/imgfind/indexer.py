@@ -123,9 +123,11 @@ def embed_prepared(embedder: Embedder, preprocessor: Preprocessor,
 
 
 def draft_size(embedder: Embedder) -> int | None:
-    """Smallest side the model needs, so JPEG draft decoding can skip the rest."""
+    """Smallest side the model and the thumbnail need, so JPEG draft decoding can skip the
+    rest. The thumbnail's side counts too: it is what galleries show and what duplicate
+    finding proves edits on (a 32 px pHash model alone left 47 px thumbnails)."""
     size = getattr(embedder, "image_size", None)
-    return int(size) if size else None
+    return max(int(size), imageio.THUMBNAIL_SIDE) if size else None
 
 
 def default_workers() -> int:

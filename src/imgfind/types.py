@@ -107,12 +107,59 @@ class IndexReport:
 
 
 @dataclass(frozen=True)
+class DuplicateLink:
+    """One proven or observed relation between two items of a duplicate group.
+
+    ``tier``: ``"exact"`` (same bytes), ``"near"`` (``b`` is ``a`` edited, proven by
+    keypoints under the edit's geometry; ``edit`` says which, e.g. ``"rotated 90"``,
+    ``"mirrored + cropped"``, ``"resized"``, ``"re-encoded"``) or ``"similar"`` (the
+    collection's model finds them alike, cosine ``score`` >= the threshold, but no edit
+    explains one by the other: e.g. two shots of a burst). ``score``: 1.0 for exact, the
+    pHash agreement of the predicted edit for near (1 - 2*bits/64), the model's cosine for
+    similar. ``inliers``: keypoints that agree with the edit (near only).
+    """
+
+    a: str
+    b: str
+    tier: str
+    score: float
+    edit: str | None = None
+    inliers: int = 0
+
+
+@dataclass(frozen=True)
 class DuplicateGroup:
-    """Images that look the same. ``exact`` groups share a sha256."""
+    """Images that are the same picture (or the same scene), in one group each.
+
+    ``ids``: the members, the likely original first (most pixels, then file size, then
+    id). ``tier``: the weakest relation that holds the group together: ``"exact"`` (all
+    members have the same bytes), ``"near"`` (edited copies) or ``"similar"``.
+    ``exact`` is ``tier == "exact"``. ``score``: the lowest of ``scores``.
+    ``scores`` and ``edits`` map each member other than the first to its score and to the
+    edit that makes it from the first (``"exact copy"``, ``"rotated 90"``, ...; None when
+    it is related only through other members or only by the model). ``links``: every
+    relation found inside the group (see :class:`DuplicateLink`).
+
+    >>> g = DuplicateGroup(ids=["a", "b"], score=1.0, exact=True, tier="exact")
+    >>> g.to_dict()["tier"]
+    'exact'
+    """
 
     ids: list[str]
     score: float
     exact: bool
+    tier: str = "near"
+    scores: dict[str, float] = field(default_factory=dict)
+    edits: dict[str, str | None] = field(default_factory=dict)
+    links: list[DuplicateLink] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DuplicateGroup:
+        return cls(ids=list(d["ids"]), score=float(d["score"]), exact=bool(d["exact"]),
+                   tier=d.get("tier", "exact" if d["exact"] else "near"),
+                   scores={k: float(v) for k, v in d.get("scores", {}).items()},
+                   edits=dict(d.get("edits", {})),
+                   links=[DuplicateLink(**x) for x in d.get("links", [])])

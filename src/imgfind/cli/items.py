@@ -77,7 +77,9 @@ def meta(ctx: typer.Context, id: Annotated[str, typer.Argument(help="Item id.")]
 
 @app.command()
 def dupes(ctx: typer.Context,
-          threshold: Annotated[float, typer.Option(help="Cosine similarity for near-duplicates.")]
+          threshold: Annotated[float, typer.Option(
+              help="Cosine of the model's vectors for the 'similar' tier (edited copies are "
+                   "proven by keypoints whatever it is).")]
           = 0.95,
           home: HomeOpt = None, collection: CollectionOpt = None, as_json: JsonOpt = False) -> None:
     """List groups of exact copies and near-duplicates."""
@@ -90,7 +92,8 @@ def dupes(ctx: typer.Context,
         out.print("no duplicates")
     items = {it.id: it for it in col.get_many([i for g in groups for i in g.ids]) if it}
     for g in groups:
-        kind = "exact" if g.exact else f"near ({g.score:.3f})"
+        kind = "exact" if g.exact else f"{g.tier} ({g.score:.3f})"
         out.print(f"[bold]{kind}[/bold]: {len(g.ids)} images")
         for i in g.ids:
-            out.print(f"  {i}  {items[i].source if i in items else '?'}", highlight=False)
+            how = f"  [{g.edits[i] or g.tier}]" if i in g.edits else "  [first]"
+            out.print(f"  {i}  {items[i].source if i in items else '?'}{how}", highlight=False)
