@@ -277,7 +277,7 @@ def test_add_from_a_script_without_main_guard(tmp_path, tiny_model_dir):
 def test_duplicates_groups(col, tmp_path):
     p = real_photos(3)
     a = col.insert(p[0])
-    b = col.insert(p[0].read_bytes())
+    b = col.insert(p[0].read_bytes(), keep_duplicates=True)
     img = Image.open(p[1])
     c = col.insert(img)
     small = io.BytesIO()

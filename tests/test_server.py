@@ -178,13 +178,15 @@ def test_batch_insert_reports_each_item(api, col) -> None:
     files = [("files", (p.name, p.read_bytes(), "image/jpeg")) for p in real_photos(2)]
     res = api.post(f"/collections/{col}/items/batch", files=files).json()["results"]
     assert len(res) == 2 and all(x["error"] is None for x in res)
+    # ... the same bytes as the collection's p0 and p1: answered with those, not stored twice.
+    assert [(x["id"], x["duplicate"]) for x in res] == [("p0", True), ("p1", True)]
     # Batch updates and deletes, one result per item.
     res = api.post(f"/collections/{col}/items/update", json={"items": [
         {"id": "ok1", "metadata": {"k": 2}}, {"id": "ghost", "metadata": {}}]}).json()
     assert [x["code"] for x in res["results"]] == [None, "not_found"]
     res = api.post(f"/collections/{col}/items/delete", json={"ids": ["ok1", "ghost"]}).json()
     assert [x["error"] is None for x in res["results"]] == [True, False]
-    assert api.delete(f"/collections/{col}/items").json() == {"deleted": 8}
+    assert api.delete(f"/collections/{col}/items").json() == {"deleted": 6}
     assert api.get(f"/collections/{col}/items").json()["total"] == 0
 
 

@@ -74,7 +74,8 @@ def test_parallel_clients_keep_every_acknowledged_write(server) -> None:
                 if op == "insert" or not mine and op in ("update", "delete"):
                     meta = {"worker": w, "seq": n}
                     r = http.post("/items", files={"file": ("x.jpg", rng.choice(images))},
-                                  data={"metadata": json.dumps(meta)})
+                                  data={"metadata": json.dumps(meta)},
+                                  params={"keep_duplicates": "true"})
                     if check(r, 201, "insert"):
                         item_id = r.json()["id"]
                         mine.append(item_id)

@@ -182,7 +182,8 @@ def test_paths_refused_without_allow_path(open_server) -> None:
 def test_paths_inside_the_root_work(keyed, tree) -> None:
     url = keyed.url + "/api/collections/default"
     for path in (str(tree["root"] / "sub" / "ok.jpg"), "sub/ok.jpg", "sub/../sub/ok.jpg"):
-        r = httpx.post(url + "/items", json={"path": path}, headers=auth())
+        r = httpx.post(url + "/items", json={"path": path}, headers=auth(),
+                       params={"keep_duplicates": "true"})
         assert r.status_code == 201, r.text
         assert r.json()["item"]["source"] == str((tree["root"] / "sub" / "ok.jpg").resolve())
 
@@ -274,7 +275,8 @@ def test_too_many_items_per_batch(keyed) -> None:
 
 def test_client_splits_batches_to_the_server_limit(keyed) -> None:
     col = imgfind.Client(keyed.url, api_key=KEY).collection("default")
-    results = col.insert_batch([small_photo()] * 11)  # the server takes 8 per request
+    # 11 copies, kept: the server takes 8 per request
+    results = col.insert_batch([small_photo()] * 11, keep_duplicates=True)
     assert len(results) == 11 and all(r.ok for r in results)
     assert len(col.search_batch(["a dog"] * 11, k=1)) == 11
     gone = col.delete_batch([r.id for r in results] + ["ghost"])

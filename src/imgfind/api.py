@@ -166,25 +166,33 @@ class SingleItemCalls:
     """
 
     def insert(self, image: ImageLike, metadata: dict[str, Any] | None = None,
-               id: str | None = None) -> str:
+               id: str | None = None, *, name: str | None = None,
+               keep_duplicates: bool = False) -> str:
         """Embed and store one image; returns its id. Raises a typed error for bad input.
 
         Files are referenced in place; URLs, bytes and PIL images are stored.
+        ``name`` is the file name to record (``file.name``; uploads have no
+        other). The same bytes as a stored item return that item's id and store
+        nothing, as ``index`` does, unless ``keep_duplicates`` (or a new ``id``
+        is given).
 
         >>> col.insert("https://example.com/dog.jpg",
         ...            metadata={"breed": "labrador"})                 # doctest: +SKIP
         '3f9c0e1d2a4b5c6d'
         """
-        result = self.insert_batch([{"image": image, "metadata": metadata, "id": id}])[0]
+        result = self.insert_batch([{"image": image, "metadata": metadata, "id": id,
+                                     "name": name}], keep_duplicates=keep_duplicates)[0]
         if result.error is not None:
             raise from_code(result.code, result.error)
         return result.id  # type: ignore[return-value]
 
     def update(self, id: str, image: ImageLike | None = None,
-               metadata: dict[str, Any] | None = None, *, merge: bool = False) -> Item:
-        """Replace an item's image and/or its user metadata (``merge=True`` merges keys)."""
+               metadata: dict[str, Any] | None = None, *, merge: bool = False,
+               name: str | None = None) -> Item:
+        """Replace an item's image and/or its user metadata (``merge=True`` merges keys);
+        ``name`` names a new image as ``insert``'s does."""
         result = self.update_batch([{"id": id, "image": image, "metadata": metadata,
-                                     "merge": merge}])[0]
+                                     "merge": merge, "name": name}])[0]
         if result.error is not None:
             raise from_code(result.code, result.error)
         return self.get(id)
@@ -251,14 +259,18 @@ class Collection(SingleItemCalls):
         return self.count()
 
     # -- writes -----------------------------------------------------------
-    def insert_batch(self, items: Iterable[ImageLike | dict[str, Any]]) -> list[Result]:
+    def insert_batch(self, items: Iterable[ImageLike | dict[str, Any]], *,
+                     keep_duplicates: bool = False) -> list[Result]:
         """Insert many images; one ``Result(id, error)`` per item, in order.
 
-        An item is an image, or a dict ``{"image": ..., "metadata": {...}, "id": "..."}``.
-        A bad item fails alone; the others are stored.
+        An item is an image, or a dict ``{"image": ..., "metadata": {...}, "id": "...",
+        "name": "cat.jpg"}``. A bad item fails alone; the others are stored. An
+        item whose bytes are already stored (or earlier in the batch) is not
+        stored again: its result carries the existing id and ``duplicate=True``,
+        unless ``keep_duplicates`` or the item names an id of its own.
         """
         entries = [it if isinstance(it, dict) else {"image": it} for it in items]
-        return self._write(entries, replace_only=False)
+        return self._write(entries, replace_only=False, keep_duplicates=keep_duplicates)
 
     def update_batch(self, items: Iterable[dict[str, Any]]) -> list[Result]:
         """Update many items: dicts with ``id`` and ``image`` and/or ``metadata``."""
@@ -498,7 +510,8 @@ class Collection(SingleItemCalls):
             raise InvalidInput("vector must be finite and non-zero")
         return l2_normalize(arr)
 
-    def _write(self, entries: list[dict[str, Any]], *, replace_only: bool) -> list[Result]:
+    def _write(self, entries: list[dict[str, Any]], *, replace_only: bool,
+               keep_duplicates: bool = True) -> list[Result]:
         """Prepare, embed and store entries; per-item errors never fail the batch."""
         from . import indexer
 
@@ -526,10 +539,14 @@ class Collection(SingleItemCalls):
                 prepared = job(replace(src, metadata=_check_meta(meta or {})))
                 if isinstance(prepared, indexer.Failed):
                     raise from_code(prepared.code, prepared.error)
+                if e.get("name") is not None:
+                    prepared.file = {**prepared.file, "name": _check_name(e["name"])}
                 prepared.id = item_id or indexer.new_id()
                 ready.append((i, prepared))
             except ImgfindError as err:
                 results[i] = _failed(err, item_id)
+        if not keep_duplicates:
+            ready = self._drop_duplicates(entries, ready, results)
         if ready:
             vectors = indexer.embed_prepared(emb, job.preprocessor, [p for _, p in ready])
             records: list[Record] = [p.to_record(v) for (_, p), v in zip(ready, vectors)]
@@ -538,11 +555,35 @@ class Collection(SingleItemCalls):
                 results[i] = Result(id=r.id, source=p.source.ref)
         return results  # type: ignore[return-value]
 
+    def _drop_duplicates(self, entries: list[dict[str, Any]], ready: list[tuple[int, Any]],
+                         results: list[Result | None]) -> list[tuple[int, Any]]:
+        """Answer items whose bytes are stored (or earlier in the batch) with that id."""
+        seen = self.store.by_sha256({p.sha256 for _, p in ready})
+        kept = []
+        for i, p in ready:
+            first = seen.get(p.sha256)
+            if first is not None and entries[i].get("id") in (None, first):
+                results[i] = Result(id=first, source=p.source.ref, duplicate=True)
+                continue
+            seen.setdefault(p.sha256, p.id)
+            kept.append((i, p))
+        return kept
+
 
 # -- helpers --------------------------------------------------------------
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _check_name(name: Any) -> str:
+    """A file name to record: a non-empty string without a folder part."""
+    if not isinstance(name, str) or not name.strip() or len(name) > 255:
+        raise InvalidInput("name must be a file name of 1 to 255 characters")
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    if not base.strip():
+        raise InvalidInput(f"name {name!r} has no file name after its folder part")
+    return base
 
 
 def _check_meta(meta: Any) -> dict[str, Any]:

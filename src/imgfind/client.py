@@ -171,11 +171,22 @@ class RemoteCollection(SingleItemCalls):
         return self.client.call(method, self._base + path, **kwargs)
 
     # -- writes -------------------------------------------------------------------------------
-    def insert_batch(self, items: Iterable[ImageLike | dict[str, Any]]) -> list[Result]:
-        """Insert many images; one ``Result`` per item, in order (a bad item fails alone)."""
+    def insert_batch(self, items: Iterable[ImageLike | dict[str, Any]], *,
+                     keep_duplicates: bool = False) -> list[Result]:
+        """Insert many images; one ``Result`` per item, in order (a bad item fails alone).
+
+        Local files keep their names; bytes already stored answer with the stored
+        item's id and ``duplicate=True`` unless ``keep_duplicates``.
+        """
         entries = [it if isinstance(it, dict) else {"image": it} for it in items]
-        return self._batched("/items/batch", entries, lambda e: {
-            "metadata": e.get("metadata"), "id": e.get("id"), **_wire_image(e.get("image"))})
+
+        def wire(e: dict[str, Any]) -> dict[str, Any]:
+            image = _wire_image(e.get("image"))
+            if e.get("name") is not None:
+                image["name"] = e["name"]
+            return {"metadata": e.get("metadata"), "id": e.get("id"), **image}
+        return self._batched("/items/batch", entries, wire,
+                             params={"keep_duplicates": "true"} if keep_duplicates else None)
 
     def update_batch(self, items: Iterable[dict[str, Any]]) -> list[Result]:
         """Update many items: dicts with ``id`` and ``image`` and/or ``metadata``."""
@@ -335,7 +346,8 @@ class RemoteCollection(SingleItemCalls):
 
     # -- internals ----------------------------------------------------------------------------
     def _batched(self, path: str, entries: list[dict[str, Any]],
-                 wire: Callable[[dict[str, Any]], dict[str, Any]]) -> list[Result]:
+                 wire: Callable[[dict[str, Any]], dict[str, Any]],
+                 params: dict[str, str] | None = None) -> list[Result]:
         """Send entries in bounded requests; an entry that fails locally fails alone."""
         results: list[Result | None] = [None] * len(entries)
         chunk: list[tuple[int, dict[str, Any]]] = []
@@ -344,7 +356,8 @@ class RemoteCollection(SingleItemCalls):
         def flush() -> None:
             nonlocal size
             if chunk:
-                res = self._call("POST", path, json={"items": [w for _, w in chunk]})
+                res = self._call("POST", path, json={"items": [w for _, w in chunk]},
+                                 params=params)
                 for (i, _), r in zip(chunk, res["results"]):
                     results[i] = Result.from_dict(r)
             chunk.clear()
@@ -385,7 +398,8 @@ def _b64(data: bytes) -> str:
 
 
 def _wire_image(image: Any) -> dict[str, str]:
-    """What the server needs for an image argument: a URL to fetch, or the bytes.
+    """What the server needs for an image argument: a URL to fetch, or the bytes
+    (with the file's name for a local file).
 
     Uses the library's own reading of the argument, so a missing file or an
     unusable type fails here exactly as it fails in the library.
@@ -395,7 +409,8 @@ def _wire_image(image: Any) -> dict[str, str]:
         return {"url": src.ref}
     if src.data is not None:
         return {"image_b64": _b64(src.data)}
-    return {"image_b64": _b64(_read_file(Path(src.ref)))}
+    path = Path(src.ref)
+    return {"image_b64": _b64(_read_file(path)), "name": path.name}
 
 
 def _wire_example(e: Example) -> dict[str, Any]:

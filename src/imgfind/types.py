@@ -70,6 +70,8 @@ class Result:
     error: str | None = None
     source: str | None = None
     code: str | None = None
+    #: an insert found these bytes already stored: ``id`` is that item's
+    duplicate: bool = False
 
     @property
     def ok(self) -> bool:
@@ -81,7 +83,7 @@ class Result:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Result:
         return cls(id=d.get("id"), error=d.get("error"), source=d.get("source"),
-                   code=d.get("code"))
+                   code=d.get("code"), duplicate=bool(d.get("duplicate")))
 
 
 @dataclass

@@ -77,6 +77,8 @@ async def read_single(request: Request, settings: Settings, fields: Iterable[str
                 k: v for k, v in form.items() if k != "file" and isinstance(v, str)}
             if isinstance(upload, UploadFile):
                 entry["bytes"] = await read_upload(upload, settings)
+                if upload.filename and "name" in fields:
+                    entry.setdefault("name", upload.filename)
             elif upload is not None:
                 raise InvalidInput("form field 'file' must be a file upload")
         for name in ("metadata", "where"):
@@ -107,7 +109,8 @@ async def read_batch(request: Request, settings: Settings) -> list[Any]:
             for up in uploads:
                 if not isinstance(up, UploadFile):
                     raise InvalidInput("form field 'files' must hold file uploads")
-                entries.append({"bytes": await read_upload(up, settings)})
+                entries.append({"bytes": await read_upload(up, settings),
+                                **({"name": up.filename} if up.filename else {})})
         if not entries:
             raise InvalidInput("no files: send one or more multipart 'files' fields")
         return entries

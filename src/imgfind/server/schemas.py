@@ -109,6 +109,7 @@ class ItemsOut(BaseModel):
 class AddedOut(BaseModel):
     id: str
     item: Item
+    duplicate: bool = Field(description="the same bytes were stored already: this is that item")
 
 
 class ResultsOut(BaseModel):

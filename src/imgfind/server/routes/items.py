@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from PIL import Image
 
-from ...errors import ImgfindError, InvalidInput
+from ...errors import ImgfindError, InvalidInput, from_code
 from ...filters import parse as parse_filter
 from ...types import Item
 from ..deps import READ, WRITE, LibraryDep, SettingsDep
@@ -31,8 +31,11 @@ router = APIRouter(responses=ERRORS, tags=["items"])
 ITEMS = "/collections/{c}/items"
 
 #: Body fields of one new item (JSON, or multipart beside ``file``), and of one update.
-ADD_FIELDS = ("url", "path", "image_b64", "metadata", "id")
-UPDATE_FIELDS = ("id", "url", "path", "image_b64", "metadata", "merge")
+ADD_FIELDS = ("url", "path", "image_b64", "metadata", "id", "name")
+KeepDuplicates = Annotated[bool, Query(
+    description="store an image even when the same bytes are stored already (default: "
+                "answer with the stored item and duplicate=true)")]
+UPDATE_FIELDS = ("id", "url", "path", "image_b64", "metadata", "merge", "name")
 
 
 # -- reads ------------------------------------------------------------------------------------
@@ -91,21 +94,30 @@ def fields(c: str, library: LibraryDep) -> dict[str, Any]:
 # -- writes -----------------------------------------------------------------------------------
 
 @router.post(ITEMS, **out(AddedOut, 201), status_code=201, dependencies=WRITE,
-             summary="Add one image (multipart file, or JSON url / path / image_b64)",
+             summary="Add one image (multipart file, or JSON url / path / image_b64); the same "
+                     "bytes again answer 200 with the stored item and duplicate=true",
              openapi_extra=body_doc(multipart={"file": "binary", "metadata": "string",
-                                               "id": "string"},
+                                               "id": "string", "name": "string"},
                                     json_props={"url": "string", "path": "string",
                                                 "image_b64": "string", "metadata": "object",
-                                                "id": "string"}))
-async def add_item(c: str, request: Request, library: LibraryDep,
-                   settings: SettingsDep) -> dict[str, Any]:
+                                                "id": "string", "name": "string"}))
+async def add_item(c: str, request: Request, response: Response, library: LibraryDep,
+                   settings: SettingsDep, keep_duplicates: KeepDuplicates = False
+                   ) -> dict[str, Any]:
     entry = await read_single(request, settings, ADD_FIELDS)
     collection = library.collection(c)
     image = image_from(entry, settings)
 
     def work() -> dict[str, Any]:
-        item_id = collection.insert(image, metadata=entry.get("metadata"), id=entry.get("id"))
-        return {"id": item_id, "item": collection.get(item_id).to_dict()}
+        result = collection.insert_batch(
+            [{"image": image, "metadata": entry.get("metadata"), "id": entry.get("id"),
+              "name": entry.get("name")}], keep_duplicates=keep_duplicates)[0]
+        if result.error is not None:
+            raise from_code(result.code, result.error)
+        if result.duplicate:
+            response.status_code = 200  # nothing was created
+        return {"id": result.id, "item": collection.get(result.id).to_dict(),  # type: ignore[arg-type]
+                "duplicate": result.duplicate}
     return await run_in_threadpool(work)
 
 
@@ -113,15 +125,15 @@ async def add_item(c: str, request: Request, library: LibraryDep,
              summary="Add many images; one result per item, 200 even if some failed",
              openapi_extra=body_doc(multipart={"files": "binary"},
                                     json_props={"items": "array"}))
-async def add_items(c: str, request: Request, library: LibraryDep,
-                    settings: SettingsDep) -> dict[str, Any]:
+async def add_items(c: str, request: Request, library: LibraryDep, settings: SettingsDep,
+                    keep_duplicates: KeepDuplicates = False) -> dict[str, Any]:
     entries = await read_batch(request, settings)
     collection = library.collection(c)
     return {"results": await run_in_threadpool(
         per_item, entries, settings, ADD_FIELDS,
         lambda good: collection.insert_batch(
-            [{"image": img, "metadata": e.get("metadata"), "id": e.get("id")}
-             for e, img in good]))}
+            [{"image": img, "metadata": e.get("metadata"), "id": e.get("id"),
+              "name": e.get("name")} for e, img in good], keep_duplicates=keep_duplicates))}
 
 
 @router.post(ITEMS + "/update", **out(ResultsOut), dependencies=WRITE,
@@ -134,7 +146,7 @@ async def update_items(c: str, request: Request, library: LibraryDep,
 
     def to_update(e: dict[str, Any], img: Any) -> dict[str, Any]:
         return {"id": e.get("id"), "image": img, "metadata": e.get("metadata"),
-                "merge": e.get("merge", False)}
+                "merge": e.get("merge", False), "name": e.get("name")}
     return {"results": await run_in_threadpool(
         per_item, entries, settings, UPDATE_FIELDS,
         lambda good: collection.update_batch([to_update(e, img) for e, img in good]),
@@ -152,9 +164,10 @@ async def update_item(c: str, item_id: str, request: Request, library: LibraryDe
     entry = await read_single(request, settings, UPDATE_FIELDS[1:], need_image=False)
     collection = library.collection(c)
     image = image_from(entry, settings) if has_image(entry) else None
+    merge = parse_bool(entry.get("merge", False))
     return (await run_in_threadpool(
-        lambda: collection.update(item_id, image, entry.get("metadata"),
-                                  merge=parse_bool(entry.get("merge", False))))).to_dict()
+        lambda: collection.update(item_id, image, entry.get("metadata"), merge=merge,
+                                  name=entry.get("name")))).to_dict()
 
 
 async def _write_metadata(c: str, item_id: str, request: Request, library: LibraryDep,
