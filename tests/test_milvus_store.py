@@ -144,6 +144,14 @@ def test_listing_order_and_paging(filled):
     assert store.ids({"format": "JPEG"}, limit=2) == ref.ids({"format": "JPEG"}, limit=2)
 
 
+@pytest.mark.parametrize("sort", ["taken", "-taken", "added", "-added"])
+def test_listing_sorts_like_the_sqlite_store(filled, sort):
+    store, ref = filled
+    assert store.ids(sort=sort) == ref.ids(sort=sort)
+    assert store.ids({"format": "JPEG"}, limit=4, offset=2, sort=sort) == \
+        ref.ids({"format": "JPEG"}, limit=4, offset=2, sort=sort)
+
+
 def test_search_returns_nearest_with_fields_and_k_whenever_k_match(filled):
     store, ref = filled
     q = _records()[4].vector

@@ -120,6 +120,49 @@ def test_sort_orders_the_hits_by_date(env) -> None:
         assert set(ids(c.search(q, k=2, sort="-taken"))) == top2
 
 
+def test_listing_sorts_by_date_newest_first_for_a_gallery(env) -> None:
+    for which in (env["lib"], env["client"]):
+        c = which.create_collection(f"l{time.monotonic_ns()}")
+        old = c.insert(dated_jpeg(0, "2019:05:01 10:00:00"))
+        new = c.insert(dated_jpeg(1, "2021:07:02 11:00:00"))
+        time.sleep(1.1)
+        undated = c.insert(dated_jpeg(2, None))
+        assert [it.id for it in c.items()] == [old, new, undated]     # insertion order
+        assert [it.id for it in c.items(sort="-taken")] == [undated, new, old]
+        assert [it.id for it in c.items(sort="taken")] == [old, new, undated]
+        assert [it.id for it in c.items(sort="-added")][0] == undated
+        assert [it.id for it in c.items(sort="-taken", limit=1, offset=1)] == [new]
+        assert [it.id for it in c.items(where={"taken": {"$exists": True}},
+                                        sort="-taken")] == [new, old]
+        for bad in ("score", "newest", 3):
+            with pytest.raises(InvalidInput, match="sort"):
+                c.items(sort=bad)
+
+
+def test_listing_sorts_read_an_index(env) -> None:
+    from imgfind.filters import compile_filter
+    from imgfind.stores.sqlite.rows import _ORDER
+
+    c = env["lib"].create_collection(f"x{time.monotonic_ns()}")
+    con = c.store._con
+    for sort, order in _ORDER.items():
+        sql, params = compile_filter(None)
+        plan = " ".join(str(r) for r in con.execute(
+            f"EXPLAIN QUERY PLAN SELECT id FROM items WHERE {sql} ORDER BY {order} LIMIT 50",
+            params))
+        assert "TEMP B-TREE" not in plan, (sort, plan)
+        assert sort is None or "USING INDEX items_" in plan, (sort, plan)
+
+
+def test_rest_listing_refuses_an_unknown_sort(env) -> None:
+    import httpx
+
+    name = env["lib"].create_collection(f"r{time.monotonic_ns()}").name
+    r = httpx.get(f"{env['client'].url}/api/collections/{name}/items",
+                  params={"sort": "newest"})
+    assert r.status_code == 400 and "sort" in r.json()["error"]["message"]
+
+
 @pytest.mark.parametrize("bad", ["date", "", None, 1, "-score"])
 def test_unknown_sort_is_refused(col, bad) -> None:
     with pytest.raises(InvalidInput, match="sort"):

@@ -28,7 +28,7 @@ from . import imageio, sources
 from .embedders import load_embedder
 from .embedders.base import Embedder, l2_normalize
 from .errors import ImgfindError, InvalidInput, ModelMismatch, NotFound, SourceError, from_code
-from .query import Mode, Query, Sort, text_example
+from .query import ListSort, Mode, Query, Sort, check_sort, text_example
 from .search import run_queries
 from .stores import open_backend
 from .stores.base import CollectionInfo, CollectionStore, Record
@@ -377,9 +377,19 @@ class Collection(SingleItemCalls):
     def get_many(self, ids: Sequence[str]) -> list[Item | None]:
         return self.store.get(list(ids))
 
-    def items(self, where: dict | None = None, limit: int = 100, offset: int = 0) -> list[Item]:
-        """Items in insertion order, optionally filtered, for listing and paging."""
-        ids = self.store.ids(where, limit=limit, offset=offset)
+    def items(self, where: dict | None = None, limit: int = 100, offset: int = 0, *,
+              sort: ListSort | None = None) -> list[Item]:
+        """Items in insertion order, or by date with ``sort`` (``"-taken"``: newest first
+        by date taken, falling back to date added, as a gallery shows them; also
+        ``taken``, ``added``, ``-added``), optionally filtered, for listing and paging.
+
+        >>> col.items(limit=50, sort="-taken")                   # doctest: +SKIP
+        """
+        if sort is None:
+            ids = self.store.ids(where, limit=limit, offset=offset)
+        else:
+            ids = self.store.ids(where, limit=limit, offset=offset,
+                                 sort=check_sort(sort, listing=True))
         return [it for it in self.store.get(ids) if it is not None]
 
     def image(self, id: str) -> bytes:

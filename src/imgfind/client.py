@@ -33,7 +33,7 @@ from PIL import Image
 
 from .api import DEFAULT_COLLECTION, ImageLike, QueryLike, SingleItemCalls, _to_source
 from .errors import AlreadyExists, ImgfindError, InvalidInput, SourceError, from_code
-from .query import Example, Mode, Query, Sort, text_example
+from .query import Example, ListSort, Mode, Query, Sort, check_sort, text_example
 from .stores.base import CollectionInfo
 from .types import DuplicateGroup, Hit, IndexReport, Item, Result
 
@@ -259,12 +259,16 @@ class RemoteCollection(SingleItemCalls):
         """Everything known about one item; ``NotFound`` if absent."""
         return Item.from_dict(self._call("GET", f"/items/{_seg(id)}"))
 
-    def items(self, where: dict | None = None, limit: int = 100, offset: int = 0) -> list[Item]:
-        """Items in insertion order, optionally filtered, for listing and paging."""
+    def items(self, where: dict | None = None, limit: int = 100, offset: int = 0, *,
+              sort: ListSort | None = None) -> list[Item]:
+        """Items in insertion order or a date ``sort``, optionally filtered, for listing
+        and paging (as :meth:`imgfind.Collection.items`)."""
+        if sort is not None:
+            check_sort(sort, listing=True)
         out: list[Item] = []
         while limit > 0:
             page = self._call("GET", "/items", params=_params(
-                where=where, limit=min(limit, PAGE), offset=offset))["items"]
+                where=where, limit=min(limit, PAGE), offset=offset, sort=sort))["items"]
             out += [Item.from_dict(d) for d in page]
             if len(page) < min(limit, PAGE):
                 break

@@ -58,6 +58,7 @@ MODES = ("vector", "text", "hybrid")
 T = TypeVar("T")
 Kind = Literal["text", "image", "vector", "like"]
 Sort = Literal["score", "taken", "-taken", "added", "-added"]
+ListSort = Literal["taken", "-taken", "added", "-added"]
 Mode = Literal["vector", "text", "hybrid"]
 
 

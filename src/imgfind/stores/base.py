@@ -104,8 +104,13 @@ class CollectionStore(Protocol):
     def count(self, where: dict | None = None) -> int: ...
 
     def ids(self, where: dict | None = None, limit: int | None = None,
-            offset: int = 0) -> list[str]:
-        """Item ids in insertion order, optionally filtered (for listing / paging)."""
+            offset: int = 0, sort: str | None = None) -> list[str]:
+        """Item ids in insertion order, optionally filtered (for listing / paging).
+
+        ``sort`` (``taken``, ``-taken``, ``added``, ``-added``) orders by date instead:
+        ``taken`` is the date taken, falling back to the date added; items without a
+        date come last. Must not read every row to find a page (index-backed).
+        """
         ...
 
     def by_sha256(self, hashes: Iterable[str]) -> dict[str, str]:

@@ -11,6 +11,7 @@ from PIL import Image
 
 from ...errors import ImgfindError, InvalidInput, from_code
 from ...filters import parse as parse_filter
+from ...query import check_sort
 from ...types import Item
 from ..deps import READ, WRITE, LibraryDep, SettingsDep
 from ..parsing import (
@@ -43,10 +44,15 @@ UPDATE_FIELDS = ("id", "url", "path", "image_b64", "metadata", "merge", "name")
 @router.get(ITEMS, **out(ItemsOut), summary="List items (paged, filtered)", dependencies=READ)
 def list_items(c: str, library: LibraryDep, limit: int = Query(50, ge=0, le=MAX_PAGE),
                offset: int = Query(0, ge=0, le=MAX_OFFSET),
-               where: str | None = Query(None, description="filter as a JSON object")
+               where: str | None = Query(None, description="filter as a JSON object"),
+               sort: str | None = Query(None, description=(
+                   "taken, -taken (newest first by date taken, else date added), added, "
+                   "-added; default insertion order"))
                ) -> dict[str, Any]:
     collection, flt = library.collection(c), parse_where(where)
-    items = collection.items(where=flt, limit=limit, offset=offset) if limit else []
+    order = None if sort is None else check_sort(sort, listing=True)
+    items = collection.items(where=flt, limit=limit, offset=offset,
+                             sort=order) if limit else []  # type: ignore[arg-type]
     return {"items": [it.to_dict() for it in items], "total": collection.count(flt)}
 
 

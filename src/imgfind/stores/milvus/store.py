@@ -230,15 +230,26 @@ class MilvusStore:
         return int(rows[0]["count(*)"]) if rows else 0
 
     def ids(self, where: dict | None = None, limit: int | None = None,
-            offset: int = 0) -> list[str]:
-        """Item ids in insertion order (Milvus has no ORDER BY: sorted here)."""
+            offset: int = 0, sort: str | None = None) -> list[str]:
+        """Item ids in insertion order or a date ``sort`` (Milvus has no ORDER BY: sorted
+        here, in the SQLite store's order: equal dates in insertion order in the sort's
+        direction, undated items last)."""
         if (limit is not None and limit < 0) or offset < 0:
             raise InvalidInput("limit and offset must not be negative")
-        pairs = [(r["ord"], r["id"]) for page in self._scan(compile_milvus(where), ["ord"])
-                 for r in page]
-        pairs.sort()
+        if sort not in (None, "taken", "-taken", "added", "-added"):
+            raise InvalidInput("sort must be one of taken, -taken, added, -added")
+        fields = ["ord"] if sort is None else ["ord", "taken", "added"]
+        rows = [r for page in self._scan(compile_milvus(where), fields) for r in page]
+        rows.sort(key=lambda r: r["ord"])
+        if sort is not None:
+            def date(r: dict[str, Any]) -> str:
+                return (r.get("taken") or r.get("added") or "") if sort.lstrip("-") == "taken" \
+                    else (r.get("added") or "")
+            dated = sorted((r for r in rows if date(r)), key=lambda r: (date(r), r["ord"]),
+                           reverse=sort.startswith("-"))
+            rows = dated + [r for r in rows if not date(r)]
         end = None if limit is None else offset + limit
-        return [i for _, i in pairs[offset:end]]
+        return [r["id"] for r in rows[offset:end]]
 
     def by_sha256(self, hashes: Iterable[str]) -> dict[str, str]:
         """sha256 -> an id already stored with that content (the earliest one): one query."""

@@ -52,7 +52,13 @@ class Migration:
 
 
 #: Every step after the base schema, in order (see the module docstring).
-MIGRATIONS: list[Migration] = []
+MIGRATIONS: list[Migration] = [
+    # Listing sorts (imgfind.query.LIST_SORTS) read these instead of sorting every row:
+    # "taken" is the date taken, falling back to the date added; scans go both ways.
+    Migration(2, "date sort indexes",
+              "CREATE INDEX IF NOT EXISTS items_date ON items(COALESCE(taken, added)); "
+              "CREATE INDEX IF NOT EXISTS items_added ON items(added)"),
+]
 
 
 def current_version() -> int:

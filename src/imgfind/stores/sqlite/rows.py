@@ -28,6 +28,17 @@ from .planner import SearchPlanner
 
 __all__ = ["RowStore"]
 
+#: ORDER BY per listing sort. Each date sort reads one index (migration 2) in either
+#: direction; equal dates follow insertion order in the sort's direction, which keeps
+#: the scan a plain index walk (no sorter, even at 1M rows).
+_ORDER: dict[str | None, str] = {
+    None: "rowid",
+    "taken": "COALESCE(taken, added), rowid",
+    "-taken": "COALESCE(taken, added) DESC, rowid DESC",
+    "added": "added, rowid",
+    "-added": "added DESC, rowid DESC",
+}
+
 
 class RowStore(SearchPlanner):
     """The item rows of a store handle (every write bumps ``meta.seq``)."""
@@ -212,15 +223,18 @@ class RowStore(SearchPlanner):
                                      params).fetchone()[0]
 
     def ids(self, where: dict | None = None, limit: int | None = None,
-            offset: int = 0) -> list[str]:
-        """Item ids in insertion order, optionally filtered (for listing / paging)."""
+            offset: int = 0, sort: str | None = None) -> list[str]:
+        """Item ids in insertion order or in a date ``sort`` (migration 2's indexes),
+        optionally filtered (for listing / paging)."""
         if (limit is not None and limit < 0) or offset < 0:
             raise InvalidInput("limit and offset must not be negative")
+        if sort not in _ORDER:
+            raise InvalidInput(f"sort must be one of {', '.join(map(str, _ORDER))}")
         sql, params = compile_filter(where)
         with self._lock:
             self._auto_index(where)
             return [r[0] for r in self._con.execute(
-                f"SELECT id FROM items WHERE {sql} ORDER BY rowid LIMIT ? OFFSET ?",
+                f"SELECT id FROM items WHERE {sql} ORDER BY {_ORDER[sort]} LIMIT ? OFFSET ?",
                 [*params, -1 if limit is None else limit, offset])]
 
     def by_sha256(self, hashes: Iterable[str]) -> dict[str, str]:
