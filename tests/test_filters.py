@@ -245,4 +245,5 @@ def test_an_operator_a_backend_cannot_express_is_a_typed_error():
         NoContains().compile(parse({"$or": [{"a": 1}, {"tags": {"$contains": "x"}}]}))
     assert e.value.status == 400 and e.value.code == "unsupported_filter"
     assert "$contains" in e.value.message and "toy" in e.value.message
+    assert (e.value.operator, e.value.backend) == ("$contains", "toy")
     assert isinstance(e.value, InvalidFilter)

@@ -44,7 +44,7 @@ class Compiler(Generic[T]):
             if node.op not in self.supported:
                 raise UnsupportedFilter(
                     f"the {self.backend} store cannot express the filter operator {node.op} "
-                    f"(on {node.field.key!r})")
+                    f"(on {node.field.key!r})", operator=node.op, backend=self.backend)
             return self.visit_compare(node)
         if isinstance(node, Not):
             return self.visit_not(node)
