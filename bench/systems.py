@@ -114,7 +114,7 @@ class Imgfind(System):
         info = self.store.index_info()
         if info["kind"] != "ivf-sq8":
             return [{"label": f"default ({info['kind']})"}]
-        tuned = int(info["tuned_nprobe"])
+        tuned = int(info["details"]["tuned_nprobe"])
         return [{"label": f"nprobe{max(1, tuned // 2)}", "nprobe": max(1, tuned // 2)},
                 {"label": f"default (nprobe{tuned})", "nprobe": tuned},
                 {"label": f"nprobe{tuned * 2}", "nprobe": tuned * 2}]
@@ -124,7 +124,7 @@ class Imgfind(System):
         if "nprobe" in setting:
             # the store's public knob (StoreOptions.nprobe), checked through index_info()
             self.store.options.nprobe = setting["nprobe"]
-            got = self.store.index_info()["nprobe"]
+            got = self.store.index_info()["details"]["nprobe"]
             if got != setting["nprobe"]:
                 raise RuntimeError(f"could not set nprobe {setting['nprobe']} (index has {got})")
 

@@ -126,15 +126,32 @@ class CollectionStore(Protocol):
         ...
 
     def check(self) -> dict[str, Any]:
-        """Health: {"ok": bool, "items": n, "index": {...}, "problems": [...]}."""
+        """Health, in the shape every backend shares::
+
+            {"ok": bool,                  # True exactly when "problems" is empty
+             "items": int,                # items stored
+             "backend": str,              # "sqlite", "milvus", ...
+             "index": {**index_info(), "in_step": bool},   # the index holds every item
+             "problems": [str, ...],      # each says what is wrong and what to do
+             "details": {...}}            # backend-specific (sqlite: vectors, fts, integrity)
+        """
         ...
 
     def index_info(self) -> dict[str, Any]:
-        """The vector index in brief ({"kind", "size", ...}), without check()'s scans."""
+        """The vector index in brief, cheap (no scans), in the shape every backend shares::
+
+            {"backend": str, "kind": str,   # index type, e.g. "flat", "ivf-sq8", "HNSW"
+             "size": int,                   # vectors it holds
+             "details": {...}}              # backend-specific tuning (sqlite: nprobe, nlist...)
+        """
         ...
 
     def rebuild(self) -> dict[str, Any]:
-        """Rebuild every derived structure (vector index, full-text index) from the rows."""
+        """Rebuild every derived structure (vector index, full-text index) from the rows::
+
+            {"items": int, "backend": str, "index": index_info(), "seconds": float,
+             "details": {...}}
+        """
         ...
 
     def close(self) -> None: ...

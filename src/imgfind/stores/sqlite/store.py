@@ -56,8 +56,8 @@ class SQLiteStore(RowStore):
     def check(self) -> dict[str, Any]:
         """Health: integrity, items without vectors, full-text and vector index in step.
 
-        {"ok": bool, "items": n, "vectors": n, "fts": n, "integrity": "ok",
-         "index": {"kind", "size", "in_step", ...}, "problems": [...]}
+        The common shape (stores.base); ``details``: {"vectors": n, "fts": n,
+        "integrity": "ok" or SQLite's complaint}.
         """
         problems: list[str] = []
         with self._lock:
@@ -89,20 +89,25 @@ class SQLiteStore(RowStore):
                 problems.append(f"vector index holds {ix.ntotal} vectors for {vectors} "
                                 "stored ones; run rebuild")
             index = self._describe(ix) | {"in_step": in_step}
-        return {"ok": not problems, "items": items, "vectors": vectors, "fts": fts,
-                "integrity": integrity, "index": index, "problems": problems}
+        return {"ok": not problems, "items": items, "backend": "sqlite", "index": index,
+                "problems": problems,
+                "details": {"vectors": vectors, "fts": fts, "integrity": integrity}}
 
     def index_info(self) -> dict[str, Any]:
         """The vector index in brief, without the integrity scan :meth:`check` does.
 
-        Cheap enough for a status page: {"kind", "size", "seq", "nlist", "nprobe", ...};
+        Cheap enough for a status page. The common shape (stores.base); ``details``:
+        {"seq", "nlist", "nprobe", "tuned_nprobe", "trained_for", "file"}, where
         ``nprobe`` is the one searches use, ``tuned_nprobe`` the one tuned at build time.
         """
         with self._lock:
             return self._describe(self._sync())
 
     def rebuild(self) -> dict[str, Any]:
-        """Rebuild the full-text index and the vector index from the rows."""
+        """Rebuild the full-text index and the vector index from the rows.
+
+        The common shape (stores.base); ``details``: {"fts": rows written}.
+        """
         t0 = time.perf_counter()
         with self._lock:
             with self._tx() as con:
@@ -117,9 +122,9 @@ class SQLiteStore(RowStore):
                     fts += len(rows)
             with self._tx("DEFERRED") as con:
                 ix = self._build(con, self._meta_int(con, "seq"))
-        return {"items": fts, "fts": fts, "index": {"kind": ix.kind, "size": ix.ntotal,
-                                                    "nlist": ix.nlist, "nprobe": ix.nprobe},
-                "seconds": round(time.perf_counter() - t0, 3)}
+            index = self._describe(ix)
+        return {"items": fts, "backend": "sqlite", "index": index,
+                "seconds": round(time.perf_counter() - t0, 3), "details": {"fts": fts}}
 
     def flush(self) -> None:
         """Save the vector index now if it absorbed changes since its last save.

@@ -136,8 +136,11 @@ class IndexSync(StoreCore):
         return min(ix.nlist, self.options.nprobe or ix.nprobe)
 
     def _describe(self, ix: VectorIndex) -> dict[str, Any]:
-        return {"kind": ix.kind, "size": ix.ntotal, "seq": ix.seq, "nlist": ix.nlist,
-                "nprobe": self._nprobe(ix) if ix.kind == IVF else None,
-                "tuned_nprobe": ix.nprobe if ix.kind == IVF else None,
-                "trained_for": ix.trained_for if ix.kind == IVF else None,
-                "file": self._index_path.exists()}
+        """index_info()'s shape (see stores.base): sqlite's own facts under "details"."""
+        ivf = ix.kind == IVF
+        return {"backend": "sqlite", "kind": ix.kind, "size": ix.ntotal,
+                "details": {"seq": ix.seq, "nlist": ix.nlist,
+                            "nprobe": self._nprobe(ix) if ivf else None,
+                            "tuned_nprobe": ix.nprobe if ivf else None,
+                            "trained_for": ix.trained_for if ivf else None,
+                            "file": self._index_path.exists()}}
