@@ -85,13 +85,21 @@ function group(g, gi) {
     const facts = it ? [it.width && it.height ? `${it.width} × ${it.height}` : null, it.format,
       it.file?.size ? `${Math.round(it.file.size / 1024)} KB` : null].filter(Boolean).join(" · ") : "";
     const radio = el("input", { type: "radio", name: `keep-${gi}`, value: id, checked: kept, "aria-label": `Keep ${name}` });
-    radio.addEventListener("change", () => { g.keep = id; render(); });
+    // Choosing another one to keep repaints this group's tiles in place.
+    radio.addEventListener("change", () => {
+      g.keep = id;
+      for (const tile of radio.closest(".dup-tiles").children) {
+        const on = tile.dataset.id === id;
+        tile.classList.toggle("kept", on);
+        tile.querySelector(".dup-keep-label").textContent = on ? " Kept" : " Keep this one";
+      }
+    });
     return el("label", { class: `dup-tile${kept ? " kept" : ""}`, "data-id": id },
       el("img", { src: thumbUrl(id), alt: name, loading: "lazy" }),
       el("span", { class: "dup-name", text: name, title: it?.source || id }),
       el("span", { class: "muted small-text", text: facts }),
-      s !== null && id !== g.keep ? el("span", { class: "score", text: s.toFixed(3) }) : null,
-      el("span", { class: "dup-keep" }, radio, kept ? " Kept" : " Keep this one"));
+      s !== null ? el("span", { class: "score", text: s.toFixed(3) }) : null,
+      el("span", { class: "dup-keep" }, radio, el("span", { class: "dup-keep-label", text: kept ? " Kept" : " Keep this one" })));
   });
   const resolve = el("button", { type: "button", class: "btn danger small", text: `Keep the selected one, delete ${plural(extra(g), "other")}` });
   resolve.addEventListener("click", () => resolveGroups([g]));
