@@ -27,7 +27,15 @@ from PIL import Image
 from . import imageio, sources
 from .embedders import load_embedder
 from .embedders.base import Embedder, l2_normalize
-from .errors import ImgfindError, InvalidInput, ModelMismatch, NotFound, SourceError, from_code
+from .errors import (
+    ImgfindError,
+    InvalidInput,
+    ModelMismatch,
+    NotFound,
+    NotSupported,
+    SourceError,
+    from_code,
+)
 from .query import ListSort, Mode, Query, Sort, check_sort, text_example
 from .search import run_queries
 from .stores import open_backend
@@ -119,12 +127,19 @@ class Library:
 
     def create_collection(self, name: str, model: str | None = None, *,
                           model_path: str | Path | None = None,
-                          exist_ok: bool = False) -> Collection:
+                          exist_ok: bool = False, ocr: bool = False) -> Collection:
         """Create a collection bound to ``model`` (a preset name, hub id or ``"phash"``)
-        or to the model folder ``model_path``.
+        or to the model folder ``model_path``. ``ocr=True`` also reads the text inside
+        its images, in a pass after embedding (see :meth:`Collection.run_ocr`).
 
         >>> lib.create_collection("dupes", model="phash")          # doctest: +SKIP
+        >>> lib.create_collection("signs", ocr=True)                # doctest: +SKIP
         """
+        if not isinstance(ocr, bool):
+            raise InvalidInput(f"ocr must be true or false, got {ocr!r}")
+        if ocr and not getattr(self.backend, "supports_ocr", False):
+            raise NotSupported(f"this store ({type(self.backend).__name__}) keeps no OCR "
+                               "text; create OCR collections in the sqlite store")
         with self._lock:
             if exist_ok and name in {c.name for c in self.backend.collections()}:
                 return self.collection(name)
@@ -133,7 +148,7 @@ class Library:
                 path = self.model_path
             emb = self.embedder(model if path is None else None, path)
             info = CollectionInfo(name=name, model=emb.name, dim=emb.dim, model_path=path,
-                                  created=_now())
+                                  created=_now(), ocr=ocr)
             store = self.backend.create(info)
             col = Collection(self, store, emb)
             self._open[name] = col
@@ -228,6 +243,38 @@ class Collection(SingleItemCalls):
     @property
     def dim(self) -> int:
         return self.store.info.dim
+
+    @property
+    def ocr(self) -> bool:
+        """Whether this collection reads the text inside its images."""
+        return self.store.info.ocr
+
+    def run_ocr(self, *, limit: int | None = None, workers: int | None = None,
+                progress: Any = None, stop: Any = None) -> Any:
+        """Read the text in every item OCR has not read yet (resumable; see
+        :func:`imgfind.ocr.run_pass`); returns an :class:`imgfind.ocr.OcrReport`.
+
+        >>> col.run_ocr().read                                       # doctest: +SKIP
+        12
+        """
+        from . import ocr as ocr_mod
+        self._need_ocr()
+        return ocr_mod.run_pass(self, limit=limit, workers=workers, progress=progress,
+                                stop=stop)
+
+    def ocr_status(self) -> dict[str, Any]:
+        """``{"enabled": bool, "done": n, "pending": n, "with_text": n}``."""
+        if not self.ocr:
+            return {"enabled": False, "done": 0, "pending": 0, "with_text": 0}
+        self._need_ocr()
+        return {"enabled": True, **self.store.ocr_progress()}  # type: ignore[attr-defined]
+
+    def _need_ocr(self) -> None:
+        if not self.ocr:
+            raise InvalidInput(f"collection {self.name!r} was created without OCR; create "
+                               "one with ocr=True (imgfind create NAME --ocr)")
+        if not hasattr(self.store, "set_ocr"):
+            raise NotSupported(f"the store of collection {self.name!r} keeps no OCR text")
 
     @property
     def embedder(self) -> Embedder:

@@ -28,6 +28,10 @@ class Item:
     stored: bool = False
     added: str | None = None
     updated: str | None = None
+    #: text read inside the image, for collections with OCR: ``{"text": str, "lines":
+    #: [{"text", "confidence", "box": [[x, y] x 4]}], "engine": str}`` (plus ``"error"``
+    #: when the image could not be read); None until the OCR pass reaches the item
+    ocr: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

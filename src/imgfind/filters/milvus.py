@@ -100,6 +100,10 @@ class MilvusCompiler(Compiler[str]):
 
     def visit_compare(self, node: Compare) -> str:
         f, op, v = node.field, node.op, node.value
+        if f.root == "column" and f.path[0] == "ocr":
+            raise UnsupportedFilter(
+                f"the {self.backend} store keeps no OCR text, so it cannot filter on 'ocr'; "
+                "use a collection in the sqlite store for OCR", op, self.backend)
         if op == "$eq":
             return self._eq(f, v)
         if op == "$ne":

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from .compiler import Compiler
-from .tree import And, Compare, Field, Node, Not, Or, fields, parse, parse_key
+from .tree import CASELESS, And, Compare, Field, Node, Not, Or, fields, parse, parse_key
 
 __all__ = ["SQLCompiler", "compile_filter", "field_expression", "json_fields"]
 
@@ -163,6 +163,8 @@ class SQLCompiler(Compiler[str]):
         expr = _expr(f)
         if f.kind != "json":
             self.params.append(value)
+            if f.key in CASELESS:
+                return f"instr(lower({expr}), lower(?)) > 0"
             return f"instr({expr}, ?) > 0"
         member = (f"EXISTS (SELECT 1 FROM json_each({f.root}, '{_json_path(f)}') AS je "
                   "WHERE je.value = ?")

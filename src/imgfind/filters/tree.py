@@ -62,7 +62,10 @@ __all__ = ["COLUMNS", "OPS", "And", "Compare", "Field", "Node", "Not", "Or", "fi
 COLUMNS: dict[str, str] = {
     "id": "text", "source": "text", "format": "text", "width": "int", "height": "int",
     "sha256": "text", "taken": "text", "added": "text", "updated": "text", "stored": "int",
+    "ocr": "text",
 }
+#: Columns whose ``$contains`` ignores case (OCR gets case wrong often; "exit" finds EXIT).
+CASELESS = frozenset({"ocr"})
 JSON_ROOTS = ("metadata", "exif", "file")
 #: Every field operator a :class:`Compare` can carry.
 OPS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists", "$contains")

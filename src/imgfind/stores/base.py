@@ -25,6 +25,7 @@ class CollectionInfo:
     created: str | None = None
     # Why the collection is listed but cannot be opened (e.g. written by a newer imgfind).
     problem: str | None = None
+    ocr: bool = False     # read text inside images (a pass after embedding; see imgfind.ocr)
 
 
 @dataclass

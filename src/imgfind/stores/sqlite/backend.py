@@ -28,6 +28,9 @@ class SQLiteBackend:
     >>> b.close()
     """
 
+    #: its stores keep OCR text (imgfind.ocr); other backends refuse ``ocr=True``
+    supports_ocr = True
+
     def __init__(self, home: str | Path, options: StoreOptions | None = None):
         self.home = Path(home)
         self.root = self.home / "collections"

@@ -58,6 +58,14 @@ MIGRATIONS: list[Migration] = [
     Migration(2, "date sort indexes",
               "CREATE INDEX IF NOT EXISTS items_date ON items(COALESCE(taken, added)); "
               "CREATE INDEX IF NOT EXISTS items_added ON items(added)"),
+    # OCR (imgfind.ocr): the text read from each image and its lines (JSON: text,
+    # confidence, box), NULL until the OCR pass reaches the item; a trigram full-text
+    # index so words OCR ran together ("EXITcoffee") are still found by "exit".
+    Migration(3, "ocr text",
+              "ALTER TABLE items ADD COLUMN ocr TEXT; "
+              "ALTER TABLE items ADD COLUMN ocr_lines TEXT; "
+              "CREATE INDEX items_ocr_todo ON items(rowid) WHERE ocr IS NULL; "
+              "CREATE VIRTUAL TABLE ocr_fts USING fts5(text, tokenize='trigram')"),
 ]
 
 

@@ -15,6 +15,7 @@ from ..base import Record, SourceState
 from ..vector_index import VectorIndex
 from .codec import (
     _ITEM_COLS,
+    _READ_COLS,
     _chunks,
     _clean,
     _dumps,
@@ -83,13 +84,14 @@ class RowStore(SearchPlanner):
                 "metadata=excluded.metadata, exif=excluded.exif, file=excluded.file, "
                 "width=excluded.width, height=excluded.height, format=excluded.format, "
                 "sha256=excluded.sha256, taken=excluded.taken, stored=excluded.stored, "
-                "updated=excluded.updated, seq=excluded.seq",
+                "updated=excluded.updated, seq=excluded.seq, ocr=NULL, ocr_lines=NULL",
                 [row[:-1] + (seq0 + row[-1],) for row in rows])
             rowid_of = dict(con.execute("SELECT id, rowid FROM items WHERE seq > ?", (seq0,)))
             rowids = [rowid_of[r.id] for r in recs]
             existing = [x for x in rowids if x <= mark]
             if existing:
                 con.executemany("DELETE FROM fts WHERE rowid=?", [(x,) for x in existing])
+                con.executemany("DELETE FROM ocr_fts WHERE rowid=?", [(x,) for x in existing])
                 con.executemany("DELETE FROM blobs WHERE rowid=?", [(x,) for x in existing])
             con.executemany("INSERT INTO fts(rowid, path, body) VALUES (?, ?, ?)",
                             [(x, *f) for x, f in zip(rowids, fts_rows, strict=True)])
@@ -144,6 +146,7 @@ class RowStore(SearchPlanner):
                 seq = self._bump_seq(con, 1) + 1
                 gone = [(x,) for x in found.values()]
                 con.executemany("DELETE FROM fts WHERE rowid=?", gone)
+                con.executemany("DELETE FROM ocr_fts WHERE rowid=?", gone)
                 con.executemany("DELETE FROM items WHERE rowid=?", gone)
                 con.executemany("INSERT INTO tombstones(rowid, seq) VALUES (?, ?)",
                                 [(x, seq) for x in found.values()])
@@ -159,7 +162,7 @@ class RowStore(SearchPlanner):
         with self._lock:
             with self._tx() as con:
                 n = con.execute("SELECT count(*) FROM items").fetchone()[0]
-                for table in ("fts", "blobs", "vectors", "items", "tombstones"):
+                for table in ("fts", "ocr_fts", "blobs", "vectors", "items", "tombstones"):
                     con.execute(f"DELETE FROM {table}")
                 seq = self._bump_seq(con, 1) + 1
                 # Every index stamped before `floor` is void: no tombstones need keeping.
@@ -175,7 +178,7 @@ class RowStore(SearchPlanner):
         with self._lock:
             for chunk in _chunks(list(dict.fromkeys(ids))):
                 for row in self._con.execute(
-                        f"SELECT {_ITEM_COLS} FROM items WHERE id IN ({_qs(len(chunk))})",
+                        f"SELECT {_READ_COLS} FROM items WHERE id IN ({_qs(len(chunk))})",
                         chunk):
                     by_id[row[0]] = _item(row)
         return [by_id.get(i) for i in ids]

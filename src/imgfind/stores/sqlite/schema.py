@@ -75,7 +75,8 @@ def read_info(con: sqlite3.Connection) -> CollectionInfo:
         raise StoreError("not an imgfind collection database: its meta table lacks "
                          "name, model or dim")
     return CollectionInfo(name=meta["name"], model=meta["model"], dim=int(meta["dim"]),
-                          model_path=meta.get("model_path"), created=meta.get("created"))
+                          model_path=meta.get("model_path"), created=meta.get("created"),
+                          ocr=bool(meta.get("ocr")))
 
 
 def probe(db: Path) -> CollectionInfo | None:
@@ -97,7 +98,7 @@ def probe(db: Path) -> CollectionInfo | None:
             refuse_newer(stored_version(con), info.name)
         except StoreTooNew as e:
             return CollectionInfo(info.name, info.model, info.dim, info.model_path,
-                                  info.created, problem=e.message)
+                                  info.created, problem=e.message, ocr=info.ocr)
         return info
     except sqlite3.DatabaseError as e:
         raise StoreError(f"cannot read {db}: {e}; the file is damaged or not an imgfind "

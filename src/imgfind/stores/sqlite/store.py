@@ -12,13 +12,13 @@ from .codec import _CHUNK, _fts_body, _now
 from .core import StoreOptions
 from .migrations import BASE_VERSION
 from .migrations import apply as apply_migrations
-from .rows import RowStore
+from .ocr import OcrRows
 from .schema import DB_FILE, INDEX_FILE, SCHEMA, connect
 
 __all__ = ["SQLiteStore"]
 
 
-class SQLiteStore(RowStore):
+class SQLiteStore(OcrRows):
     """One collection: rows in SQLite, vectors searched through a derived faiss index.
 
     Thread-safe (one lock per handle); several processes may share the store.
@@ -44,7 +44,8 @@ class SQLiteStore(RowStore):
                     con.execute(stmt)
             meta = {"schema": BASE_VERSION, "name": info.name, "model": info.model,
                     "dim": info.dim, "model_path": info.model_path,
-                    "created": info.created or _now(), "seq": 0, "floor": 0}
+                    "created": info.created or _now(), "seq": 0, "floor": 0,
+                    "ocr": int(info.ocr)}
             con.executemany("INSERT INTO meta(key, value) VALUES (?, ?)", meta.items())
             apply_migrations(con, BASE_VERSION)     # one way to every version: the steps
             con.execute("COMMIT")
@@ -120,6 +121,7 @@ class SQLiteStore(RowStore):
                         [(r[0], r[1], _fts_body(json.loads(r[2]), json.loads(r[3]),
                                                 json.loads(r[4]))) for r in rows])
                     fts += len(rows)
+            self._rebuild_ocr_fts()
             with self._tx("DEFERRED") as con:
                 ix = self._build(con, self._meta_int(con, "seq"))
             index = self._describe(ix)
