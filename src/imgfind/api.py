@@ -45,6 +45,7 @@ from .types import DuplicateGroup, Hit, IndexReport, Item, Result
 if TYPE_CHECKING:  # the pipeline is imported on first write: searches start faster
     from . import indexer
     from .ray_pipeline import RayOptions
+    from .review import ResolveReport
 
 #: What an image argument may be: a path, an http(s) URL, raw bytes or a PIL image.
 ImageLike = str | Path | bytes | Image.Image
@@ -533,6 +534,23 @@ class Collection(SingleItemCalls):
             raise InvalidInput("threshold must be in (0, 1]")
         from .duplicates import find_groups
         return find_groups(self.store, threshold)
+
+    def resolve_duplicates(self, groups: Sequence[Any] | None = None, *,
+                           threshold: float = 0.95, tiers: Sequence[str] | None = None,
+                           dry_run: bool = True, expect: int | None = None) -> ResolveReport:
+        """Keep one image per duplicate group, delete the others; a dry run by default.
+
+        ``groups``: ``[{"keep": id, "ids": [...]}, ...]`` (or ``DuplicateGroup``s, keeping
+        each first member); ``None`` resolves every group of ``tiers`` (default exact and
+        near) at ``threshold``, keeping each group's likely original. ``expect`` (the dry
+        run's count) refuses a real run whose count changed. See :mod:`imgfind.review`.
+
+        >>> col.resolve_duplicates().count                       # doctest: +SKIP
+        12
+        """
+        from .review import resolve
+        return resolve(self, groups, threshold=threshold, tiers=tiers, dry_run=dry_run,
+                       expect=expect)
 
     def check(self) -> dict[str, Any]:
         """Health of the store and its vector index: ``{"ok": bool, ...}``."""

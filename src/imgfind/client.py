@@ -34,6 +34,7 @@ from PIL import Image
 from .api import DEFAULT_COLLECTION, ImageLike, QueryLike, SingleItemCalls, _to_source
 from .errors import AlreadyExists, ImgfindError, InvalidInput, SourceError, from_code
 from .query import Example, ListSort, Mode, Query, Sort, check_sort, text_example
+from .review import ResolveReport
 from .stores.base import CollectionInfo
 from .types import DuplicateGroup, Hit, IndexReport, Item, Result
 
@@ -339,6 +340,20 @@ class RemoteCollection(SingleItemCalls):
         """Groups of exact copies and of near-duplicates (cosine >= threshold)."""
         groups = self._call("GET", "/duplicates", params={"threshold": threshold})["groups"]
         return [DuplicateGroup.from_dict(g) for g in groups]
+
+    def resolve_duplicates(self, groups: Sequence[Any] | None = None, *,
+                           threshold: float = 0.95, tiers: Sequence[str] | None = None,
+                           dry_run: bool = True, expect: int | None = None) -> ResolveReport:
+        """Keep one image per duplicate group, delete the others (as the library's)."""
+        body: dict[str, Any] = {"threshold": threshold, "dry_run": dry_run}
+        if groups is not None:
+            body["groups"] = [{"keep": g.ids[0], "ids": g.ids} if isinstance(g, DuplicateGroup)
+                              else g for g in groups]
+        if tiers is not None:
+            body["tiers"] = tiers
+        if expect is not None:
+            body["expect"] = expect
+        return ResolveReport.from_dict(self._call("POST", "/duplicates/resolve", json=body))
 
     def check(self) -> dict[str, Any]:
         """Health of the store and its vector index: ``{"ok": bool, ...}``."""

@@ -34,7 +34,7 @@ other exit codes; never ``sys.exit`` inside a command (the library must close).
 
 from __future__ import annotations
 
-from . import collections, index, items, search, serve, watch  # noqa: F401  (registers commands)
+from . import collections, dedupe, index, items, search, serve, watch  # noqa: F401  (registers commands)
 from .app import app, main
 
 __all__ = ["app", "main"]

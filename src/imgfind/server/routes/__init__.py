@@ -34,6 +34,7 @@ ROUTERS = (
     "search",
     "jobs",
     "gallery",
+    "review",
 )
 
 
