@@ -1,6 +1,6 @@
 """``python -m bench <suite> [--quick] [--out bench/results]`` and ``python -m bench report``.
 
-Suites: store, pipeline, quality, cli, server. Each writes
+Suites: store, pipeline, quality, cli, server, sort. Each writes
 ``<out>/<suite>-<YYYY-MM-DD>.json`` (``.quick.json`` for --quick runs) and prints
 its tables; ``report`` turns the latest result files into docs/benchmarks.md and
 docs/img/*.png.
@@ -17,7 +17,7 @@ from .common import REPO, print_tables, save_result
 
 SUITES = {"store": "bench.store_suite", "pipeline": "bench.pipeline_suite",
           "quality": "bench.quality_suite", "cli": "bench.cli_suite",
-          "server": "bench.server_suite"}
+          "server": "bench.server_suite", "sort": "bench.sort_suite"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results",
                     help="folder for result JSON files (report: where to read them)")
     ap.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")],
-                    help="store: comma-separated collection sizes (overrides the mode's)")
+                    help="store, sort: comma-separated collection sizes (overrides the mode's)")
     ap.add_argument("--systems", type=lambda s: s.split(","),
                     help="store: comma-separated subset of systems")
     ap.add_argument("--queries", type=int, help="store: number of held-out queries")
@@ -62,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     kwargs = {"quick": a.quick}
     if a.suite == "store":
         kwargs.update(sizes=a.sizes, systems=a.systems, queries=a.queries, timeout=a.timeout)
+    if a.suite == "sort":
+        kwargs.update(sizes=a.sizes)
     if a.suite == "pipeline":
         kwargs.update(ray=a.ray)
     if a.suite == "quality":
