@@ -251,8 +251,9 @@ def test_resolve_names() -> None:
     assert embedders.resolve("me/clip") == ("me/clip", "me/clip")
     assert embedders.resolve("Xenova/mobileclip_s0") == ("MobileCLIP-S0__datacompdr",
                                                          "Xenova/mobileclip_s0")
-    with pytest.raises(ModelUnavailable):
-        embedders.resolve(" ")
+    for bad in (" ", "", "../../x", "caf\u00e9", "a/b/c", "x" * 200):
+        with pytest.raises(InvalidInput):
+            embedders.resolve(bad)
 
 
 # -- CLIP embedding ------------------------------------------------------------------------

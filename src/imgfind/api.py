@@ -571,7 +571,7 @@ class Collection(SingleItemCalls):
                 for (i, s), it in zip(pairs, items) if it is not None]
 
     def _load_query_image(self, value: Any) -> Image.Image:
-        if isinstance(value, str) and value.startswith(("http://", "https://")):
+        if isinstance(value, str) and value[:8].lower().startswith(("http://", "https://")):
             value = sources.fetch_url(value, max_bytes=self.library.limits.max_bytes,
                                       allow_private=self.library.allow_private_urls)
         return imageio.load_image(value, limits=self.library.limits)
@@ -683,7 +683,7 @@ def _to_source(image: Any) -> sources.Source:
         buf = io.BytesIO()
         image.save(buf, format="PNG")
         return _to_source(buf.getvalue())
-    if isinstance(image, str) and image.startswith(("http://", "https://")):
+    if isinstance(image, str) and image[:8].lower().startswith(("http://", "https://")):
         return sources.Source(ref=image, kind="url")
     if isinstance(image, (str, Path)):
         path = Path(image).expanduser()

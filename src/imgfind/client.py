@@ -44,6 +44,8 @@ __all__ = ["Client", "RemoteCollection"]
 BATCH_ITEMS = 32
 #: Base64 bytes after which a batch request is sent early.
 BATCH_BYTES = 24 << 20
+#: Times a request refused as busy (503 + Retry-After) is sent again.
+BUSY_RETRIES = 5
 #: Largest page the server hands out (see GET /api/health limits.max_page).
 PAGE = 1000
 
@@ -76,12 +78,21 @@ class Client:
 
     # -- transport ----------------------------------------------------------------------------
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """Send one request to ``/api<path>``; an error answer raises its typed exception."""
-        try:
-            resp = self._http.request(method, "/api" + path, **kwargs)
-        except httpx.HTTPError as e:
-            raise ImgfindError(f"cannot reach the imgfind server at {self.url} ({e}); is "
-                               "`imgfind serve` running there?") from None
+        """Send one request to ``/api<path>``; an error answer raises its typed exception.
+
+        A 503 with ``Retry-After`` (the server's memory budget is in use) is
+        retried after that many seconds, up to :data:`BUSY_RETRIES` times.
+        """
+        for attempt in range(BUSY_RETRIES + 1):
+            try:
+                resp = self._http.request(method, "/api" + path, **kwargs)
+            except httpx.HTTPError as e:
+                raise ImgfindError(f"cannot reach the imgfind server at {self.url} ({e}); is "
+                                   "`imgfind serve` running there?") from None
+            wait = resp.headers.get("retry-after", "")
+            if resp.status_code != 503 or not wait.isdigit() or attempt == BUSY_RETRIES:
+                break
+            time.sleep(min(int(wait), 30))
         if resp.status_code >= 400:
             try:
                 err = resp.json()["error"]

@@ -545,12 +545,15 @@ def _fetch(
     try:
         with httpx.Client(timeout=timeout, follow_redirects=False, headers=headers) as client:
             for _ in range(max_redirects + 1):
+                target, pin = url, {}
                 if not allow_private:
-                    _check_public(url)
-                with client.stream("GET", url) as response:
+                    # Connect to the very address that was checked: a second DNS lookup
+                    # could answer a private one (DNS rebinding).
+                    target, pin = _pinned(url, _check_public(url))
+                with client.stream("GET", target, **pin) as response:
                     if response.is_redirect:
                         location = response.headers.get("location", "")
-                        url = str(response.url.join(location))
+                        url = str(httpx.URL(url).join(location))
                         _check_scheme(url)
                         continue
                     if response.status_code >= 400:
@@ -580,8 +583,23 @@ def _fetch(
     raise SourceError(f"{url} redirected more than {max_redirects} times")
 
 
-def _check_public(url: str) -> None:
-    """Refuse a URL whose host is, or resolves to, a non-public address."""
+def _pinned(url: str, address: str) -> tuple[str, dict[str, Any]]:
+    """``url`` with its host replaced by ``address``, and the request options that keep
+    the original host for the ``Host`` header, TLS SNI and certificate check."""
+    import httpx
+
+    u = httpx.URL(url)
+    host = u.host
+    netloc = f"[{host}]" if ":" in host else host
+    if u.port is not None:
+        netloc += f":{u.port}"
+    return str(u.copy_with(host=address)), {
+        "headers": {"Host": netloc}, "extensions": {"sni_hostname": host}}
+
+
+def _check_public(url: str) -> str:
+    """Refuse a URL whose host is, or resolves to, a non-public address; -> the address
+    to connect to (one of those checked)."""
     import ipaddress
     import socket
     from urllib.parse import urlsplit
@@ -591,6 +609,8 @@ def _check_public(url: str) -> None:
         infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
     except (socket.gaierror, UnicodeError) as e:
         raise SourceError(f"cannot resolve the host of {url}: {e}") from None
+    if not infos:
+        raise SourceError(f"cannot resolve the host of {url}")
     for info in infos:
         address = ipaddress.ip_address(info[4][0].split("%", 1)[0])
         if not address.is_global:
@@ -598,6 +618,7 @@ def _check_public(url: str) -> None:
                 f"refusing to fetch {url}: {host} is a private or local address ({address}); "
                 "only public URLs are fetched for API callers (imgfind serve "
                 "--allow-private-urls lifts this)")
+    return str(ipaddress.ip_address(infos[0][4][0].split("%", 1)[0]))
 
 
 def resolve_allowed(path: str | Path, roots: Sequence[str | Path]) -> Path:

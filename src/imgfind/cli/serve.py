@@ -29,11 +29,16 @@ def serve(ctx: typer.Context, home: HomeOpt = None, model_path: ModelPathOpt = N
           = None,
           allow_private_urls: Annotated[bool, typer.Option(
               "--allow-private-urls",
-              help="Let callers' image URLs point at loopback/private addresses.")] = False
+              help="Let callers' image URLs point at loopback/private addresses.")] = False,
+          allow_model_download: Annotated[bool, typer.Option(
+              "--allow-model-download",
+              help="Let callers create collections with models this machine must download "
+                   "first (off: 403).")] = False
           ) -> None:
     """Run the REST API and the web UI."""
     from ..server import serve as run_server
 
     lib = settings(ctx).library(home, model_path)
     run_server(lib, host=host, port=port, api_key=api_key, protect_reads=protect_reads,
-               allow_paths=tuple(allow_path or ()), allow_private_urls=allow_private_urls)
+               allow_paths=tuple(allow_path or ()), allow_private_urls=allow_private_urls,
+               allow_model_download=allow_model_download)

@@ -56,5 +56,5 @@ def load_embedder(model: str | None = None, *, model_path: str | Path | None = N
     env_path = os.environ.get(MODEL_PATH_ENV)
     if env_path and (model is None or model == folder_name(env_path)):
         return OnnxClipEmbedder(env_path, threads=threads, dim=dim)
-    name, folder = fetch(model or DEFAULT_MODEL)
+    name, folder = fetch(DEFAULT_MODEL if model is None else model)
     return OnnxClipEmbedder(folder, name=name, threads=threads, dim=dim)

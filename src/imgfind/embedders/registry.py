@@ -68,10 +68,11 @@ the files anyway.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..errors import ModelUnavailable
+from ..errors import InvalidInput, ModelUnavailable
 from .onnx_clip import IMMICH, LAYOUTS, TRANSFORMERS_JS, check_model_dir
 
 DEFAULT_MODEL = "MobileCLIP-S2__datacompdr"
@@ -167,6 +168,31 @@ def get_preset(name: str) -> ModelInfo | None:
     return next((m for m in PRESETS.values() if m.repo == name), None)
 
 
+#: A preset, an Immich model name or a hub ``owner/repo`` (the hub's own character set).
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?")
+
+
+def check_name(model: str) -> str:
+    """``model`` stripped, or :class:`InvalidInput` for a name no hub repo can have
+    (empty, a path such as ``../../x``, non-ASCII, over 96 characters a part).
+
+    >>> check_name("../../x")
+    Traceback (most recent call last):
+    ...
+    imgfind.errors.InvalidInput: '../../x' is not a model name: ...
+    """
+    if not isinstance(model, str) or not model.strip():
+        raise InvalidInput("empty model name; pass a preset such as "
+                           f"{DEFAULT_MODEL!r} or a folder with --model-path")
+    model = model.strip()
+    if not _NAME.fullmatch(model) or ".." in model:
+        raise InvalidInput(
+            f"{model!r} is not a model name: use a preset (imgfind models), an Immich model "
+            "name or a hub repo id 'owner/name' (ASCII letters, digits, '.', '_', '-'), "
+            "or a local folder with --model-path")
+    return model
+
+
 def resolve(model: str) -> tuple[str, str]:
     """``model`` (preset, its repo, Immich model name or ``owner/repo``) -> (name, hub repo id).
 
@@ -177,10 +203,7 @@ def resolve(model: str) -> tuple[str, str]:
     >>> resolve("someone/clip-onnx")
     ('someone/clip-onnx', 'someone/clip-onnx')
     """
-    model = model.strip()
-    if not model:
-        raise ModelUnavailable("empty model name; pass a preset such as "
-                               f"{DEFAULT_MODEL!r} or a folder with --model-path")
+    model = check_name(model)
     preset = get_preset(model)
     if preset:
         return preset.name, preset.repo

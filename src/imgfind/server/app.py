@@ -22,10 +22,12 @@ from fastapi import Depends, FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 from .. import __version__
 from ..api import Library
 from ..errors import InvalidInput, NotFound
+from .budget import MemoryBudget, MemoryBudgetMiddleware
 from .deps import KEY_COOKIE, reject_unknown_query
 from .errors import BodyLimitMiddleware, install_error_handlers
 from .jobs import JobManager
@@ -42,7 +44,8 @@ def create_app(library: Library, *, api_key: str | None = None, protect_reads: b
                allow_paths: tuple[str | Path, ...] | list[str | Path] = (),
                max_upload_bytes: int | None = None, max_request_bytes: int = 256 << 20,
                max_batch: int = 256, max_jobs: int = 2, fetch_timeout: float = 20.0,
-               allow_private_urls: bool = False) -> FastAPI:
+               allow_private_urls: bool = False, allow_model_download: bool = False,
+               max_inflight_bytes: int | None = None) -> FastAPI:
     """The FastAPI app serving ``library`` under ``/api``, with docs and the web UI.
 
     ``api_key``: writes need ``Authorization: Bearer <key>``; reads too with
@@ -51,7 +54,11 @@ def create_app(library: Library, *, api_key: str | None = None, protect_reads: b
     (default: the library's image byte limit) bounds one image;
     ``max_request_bytes`` one batch request; ``max_batch`` its item count.
     Image URLs given by callers are fetched only from public addresses unless
-    ``allow_private_urls`` (this sets the library's URL policy).
+    ``allow_private_urls`` (this sets the library's URL policy). Creating a
+    collection with a model that is not on this machine downloads it only with
+    ``allow_model_download`` (403 otherwise). ``max_inflight_bytes`` (default: the
+    larger of ``max_request_bytes`` and one image request) bounds the request
+    bodies held at once across all requests (503 + Retry-After past it).
 
     >>> app = create_app(imgfind.open("/tmp/lib"), allow_paths=["/srv/photos"])  # doctest: +SKIP
     >>> uvicorn.run(app, host="127.0.0.1", port=8000)                            # doctest: +SKIP
@@ -64,7 +71,8 @@ def create_app(library: Library, *, api_key: str | None = None, protect_reads: b
         api_key=api_key or None, protect_reads=protect_reads,
         allow_paths=tuple(str(Path(p).expanduser()) for p in allow_paths),
         max_upload_bytes=int(max_upload_bytes or library.limits.max_bytes),
-        max_request_bytes=max_request_bytes, max_batch=max_batch, fetch_timeout=fetch_timeout)
+        max_request_bytes=max_request_bytes, max_batch=max_batch, fetch_timeout=fetch_timeout,
+        allow_model_download=allow_model_download)
     jobs = JobManager(max_running=max_jobs)
 
     @asynccontextmanager
@@ -72,7 +80,8 @@ def create_app(library: Library, *, api_key: str | None = None, protect_reads: b
         yield
         await run_in_threadpool(jobs.shutdown)
 
-    app = FastAPI(
+    # Swagger UI and ReDoc assets come from the fastapi-offline package, not a CDN.
+    app = FastAPIOffline(
         title="imgfind", version=__version__, lifespan=lifespan, openapi_tags=TAGS,
         dependencies=[Depends(reject_unknown_query)],
         description="Self-hosted image search by example image, text and metadata. Errors "
@@ -82,6 +91,10 @@ def create_app(library: Library, *, api_key: str | None = None, protect_reads: b
     app.state.settings = settings
     app.state.jobs = jobs
     install_error_handlers(app)
+    # The last added runs first: one body over its route's limit is a 413 before it
+    # reserves any of the budget shared by all requests.
+    budget = max_inflight_bytes or max(max_request_bytes, settings.body_limit({"path": "/"}))
+    app.add_middleware(MemoryBudgetMiddleware, budget=MemoryBudget(budget))
     app.add_middleware(BodyLimitMiddleware, limit_for=settings.body_limit)
     for router in routers():
         app.include_router(router, prefix="/api")

@@ -100,7 +100,7 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         limit = self.limit_for(scope)
-        declared = _content_length(scope)
+        declared = content_length(scope)
         if declared is not None and declared > limit:
             await _send_413(send, limit)
             return
@@ -147,7 +147,7 @@ def _too_large_message(limit: int) -> str:
             "image or fewer images per request (GET /api/health lists the limits)")
 
 
-def _content_length(scope: Scope) -> int | None:
+def content_length(scope: Scope) -> int | None:
     for name, value in scope.get("headers", ()):
         if name == b"content-length":
             try:

@@ -31,6 +31,10 @@ from ..query import Query
 from ..types import Result
 from .settings import Settings
 
+#: Key of a batch entry that already failed while the request was read (never a JSON key:
+#: only :func:`read_batch` sets it).
+FAILED = "\0failed"
+
 
 async def read_json(request: Request) -> Any:
     raw = await request.body()
@@ -109,8 +113,12 @@ async def read_batch(request: Request, settings: Settings) -> list[Any]:
             for up in uploads:
                 if not isinstance(up, UploadFile):
                     raise InvalidInput("form field 'files' must hold file uploads")
-                entries.append({"bytes": await read_upload(up, settings),
-                                **({"name": up.filename} if up.filename else {})})
+                entry: dict[str, Any] = {"name": up.filename} if up.filename else {}
+                try:
+                    entry["bytes"] = await read_upload(up, settings)
+                except ImageTooLarge as e:  # this file fails alone, like a JSON entry
+                    entry[FAILED] = e
+                entries.append(entry)
         if not entries:
             raise InvalidInput("no files: send one or more multipart 'files' fields")
         return entries
@@ -169,6 +177,8 @@ def per_item(entries: list[Any], settings: Settings, fields: Iterable[str],
         try:
             if not isinstance(e, dict):
                 raise InvalidInput("each item must be a JSON object")
+            if isinstance(e.get(FAILED), ImgfindError):
+                raise e[FAILED]
             check_fields(e, fields)
             img = image_from(e, settings) if (has_image(e) or not image_optional) else None
             good.append((i, e, img))

@@ -29,6 +29,7 @@ class Settings:
     max_request_bytes: int
     max_batch: int
     fetch_timeout: float
+    allow_model_download: bool = False
 
     def body_limit(self, scope: Scope) -> int:
         """Batch routes take up to ``max_request_bytes``; others one image (base64-sized)."""

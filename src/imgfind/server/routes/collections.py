@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from fastapi import APIRouter
 
 from ... import __version__
 from ...api import Collection
+from ...errors import NotAllowed
 from ..deps import READ, WRITE, LibraryDep, SettingsDep
 from ..schemas import ERRORS, CollectionIn, CollectionOut, CollectionsOut, out
-from ..settings import MAX_PAGE
+from ..settings import MAX_PAGE, Settings
 
 router = APIRouter(responses=ERRORS)
 
@@ -40,8 +42,27 @@ def list_collections(library: LibraryDep) -> dict[str, Any]:
 @router.post("/collections", tags=["collections"],
              **out(CollectionOut, 201), summary="Create a collection",
              status_code=201, dependencies=WRITE)
-def create_collection(body: CollectionIn, library: LibraryDep) -> dict[str, Any]:
+def create_collection(body: CollectionIn, library: LibraryDep,
+                      settings: SettingsDep) -> dict[str, Any]:
+    if body.model is not None:
+        _check_model(body.model, settings)
     return info(library.create_collection(body.name, model=body.model))
+
+
+def _check_model(model: str, settings: Settings) -> None:
+    """A valid model name, and one this server has (or may download)."""
+    from ...embedders import MODEL_PATH_ENV, folder_name
+    from ...embedders.registry import is_cached, resolve
+
+    name, repo = resolve(model)  # InvalidInput for "", "../../x", non-ASCII
+    env_path = os.environ.get(MODEL_PATH_ENV)
+    if settings.allow_model_download or model == "phash" or (
+            env_path and model == folder_name(env_path)) or is_cached(repo):
+        return
+    raise NotAllowed(
+        f"model {name!r} is not on this server and it downloads models only when started "
+        "with --allow-model-download; use a model it has (GET /api/collections shows "
+        "them) or ask its operator")
 
 
 @router.get("/collections/{c}", tags=["collections"],
