@@ -34,7 +34,16 @@ other exit codes; never ``sys.exit`` inside a command (the library must close).
 
 from __future__ import annotations
 
-from . import collections, dedupe, index, items, search, serve, watch  # noqa: F401  (registers commands)
+from . import (  # noqa: F401  (registers commands)
+    collections,
+    dedupe,
+    index,
+    items,
+    ocr,
+    search,
+    serve,
+    watch,
+)
 from .app import app, main
 
 __all__ = ["app", "main"]

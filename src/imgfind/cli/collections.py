@@ -45,11 +45,15 @@ def collections(ctx: typer.Context, home: HomeOpt = None, as_json: JsonOpt = Fal
 def create(ctx: typer.Context, name: Annotated[str, typer.Argument()],
            model: Annotated[str | None, typer.Option(
                help="Model preset or 'phash' (see `imgfind models`).")] = None,
+           ocr: Annotated[bool, typer.Option(
+               "--ocr", help="Also read the text inside images (a pass after embedding).")]
+           = False,
            home: HomeOpt = None, model_path: ModelPathOpt = None) -> None:
     """Create an empty collection bound to a model."""
     s = settings(ctx)
     col = s.library(home, model_path).create_collection(
-        name, model=model, model_path=model_path or s.model_path if not model else None)
+        name, model=model, model_path=model_path or s.model_path if not model else None,
+        ocr=ocr)
     out.print(f"created {col.name!r} with model {col.model!r} ({col.dim}-d)")
 
 

@@ -18,6 +18,7 @@ from .app import (
     print_json,
     settings,
 )
+from .ocr import after_index
 
 if TYPE_CHECKING:
     from ..ray_pipeline import RayOptions
@@ -44,6 +45,9 @@ def index(ctx: typer.Context,
               "--ray-actors", min=1, help="Embedding actors (default: one per Ray CPU).")] = None,
           ray_gpus: Annotated[float, typer.Option(
               "--ray-gpus", min=0, help="GPUs per Ray actor (needs --ray).")] = 0,
+          no_ocr: Annotated[bool, typer.Option(
+              "--no-ocr", help="Do not read text now in an OCR collection (`imgfind ocr` "
+                               "does it later).")] = False,
           as_json: JsonOpt = False) -> None:
     """Index images; re-running only processes new or changed files."""
     executor = _ray_options(ray, ray_actors, ray_gpus)
@@ -51,8 +55,9 @@ def index(ctx: typer.Context,
     report = col.add(*paths, recursive=not no_recursive, skip_duplicates=not keep_duplicates,
                      remove_missing=not keep_missing, workers=workers, executor=executor,
                      show_progress=not as_json and sys.stderr.isatty())
+    read = after_index(col, skip=no_ocr, quiet=as_json)
     if as_json:
-        print_json(report.to_dict())
+        print_json(report.to_dict() | ({"ocr": read} if read is not None else {}))
     else:
         out.print(f"indexed {report.indexed}, updated {report.updated}, skipped {report.skipped}"
                   f", removed {report.removed}, errors {len(report.errors)}"
@@ -62,6 +67,9 @@ def index(ctx: typer.Context,
                       highlight=False)
         if len(report.errors) > 20:
             err.print(f"  ... and {len(report.errors) - 20} more (use --json for all)")
+        if read is not None:
+            out.print(f"OCR read {read['read']} ({read['with_text']} with text), "
+                      f"pending {read['pending']}")
     if report.errors and not (report.indexed or report.updated or report.skipped):
         raise typer.Exit(1)
 

@@ -88,7 +88,7 @@ def search(ctx: typer.Context,
 @app.command("text")
 def text_search(ctx: typer.Context,
                 query: Annotated[str, typer.Argument(
-                    help="Words to find in paths, metadata, EXIF.")],
+                    help="Words to find in paths, metadata, EXIF and OCR text.")],
                 k: Annotated[int, typer.Option("-k", "--k", help="How many hits.")] = 10,
                 where: Annotated[str | None, typer.Option(
                     help="Metadata filter as JSON.")] = None,
@@ -97,7 +97,7 @@ def text_search(ctx: typer.Context,
                 = "score",
                 home: HomeOpt = None, collection: CollectionOpt = None,
                 as_json: JsonOpt = False) -> None:
-    """Full-text search over file paths, user metadata and EXIF (not pixels)."""
+    """Full-text search over file paths, user metadata, EXIF and text read in images."""
     col = settings(ctx).collection(home, collection, None)
     hits = col.text_search(query, k=k, where=parse_where(where),
                            sort=sort)  # type: ignore[arg-type]
