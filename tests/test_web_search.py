@@ -53,7 +53,8 @@ def env(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path):
             p = path
         ids.append(col.insert(str(p), metadata={"n": i}))
     # Duplicates: the same bytes twice, and a small, heavily compressed copy.
-    dup = col.insert((tmp / "dated-0.jpg").read_bytes(), metadata={"copy": "bytes"})
+    dup = col.insert((tmp / "dated-0.jpg").read_bytes(), metadata={"copy": "bytes"},
+                     keep_duplicates=True)
     Image.open(photos[1]).resize((250, 187)).save(tmp / "small.jpg", quality=35)
     small = col.insert(str(tmp / "small.jpg"), metadata={"copy": "small"})
     server = LiveServer(create_app(lib))

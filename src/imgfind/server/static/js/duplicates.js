@@ -17,6 +17,8 @@ const TIERS = {
 };
 
 let groups = [];          // [{ids, tier, score, scores, keep, edits, items: Map}]
+let shownAt = null;       // the threshold the groups on screen were found with
+let seq = 0;              // answers to superseded requests are dropped
 
 function normalise(g) {
   const tier = g.tier || (g.exact ? "exact" : "near");
@@ -33,23 +35,28 @@ export async function showDuplicates({ push = true } = {}) {
   const list = ui.dupList;
   list.replaceChildren(el("p", { class: "muted", text: "Looking for duplicates…" }));
   ui.dupStatus.textContent = "";
-  let data;
+  const mine = ++seq;
+  const threshold = ui.dupThreshold.value || "0.95";
+  let found;
   try {
-    const params = new URLSearchParams({ threshold: ui.dupThreshold.value || "0.95" });
-    data = await api(`${colPath()}/duplicates?${params}`);
+    const data = await api(`${colPath()}/duplicates?${new URLSearchParams({ threshold })}`);
+    found = (data.groups || []).map(normalise);
+    // The names and sizes of every image in a group, 500 per request.
+    const ids = found.flatMap((g) => g.ids);
+    for (let i = 0; i < ids.length; i += 500) {
+      const where = JSON.stringify({ id: { $in: ids.slice(i, i + 500) } });
+      const page = await api(`${colPath()}/items?${new URLSearchParams({ where, limit: 500 })}`);
+      for (const it of page.items || []) found.find((g) => g.ids.includes(it.id))?.items.set(it.id, it);
+    }
   } catch (err) {
+    if (mine !== seq) return;
     list.replaceChildren();
     showBanner(err, "Could not look for duplicates");
     return;
   }
-  groups = (data.groups || []).map(normalise);
-  // One request for the names and sizes of every image in a group.
-  const ids = groups.flatMap((g) => g.ids);
-  for (let i = 0; i < ids.length; i += 500) {
-    const where = JSON.stringify({ id: { $in: ids.slice(i, i + 500) } });
-    const page = await api(`${colPath()}/items?${new URLSearchParams({ where, limit: 500 })}`);
-    for (const it of page.items || []) groups.find((g) => g.ids.includes(it.id))?.items.set(it.id, it);
-  }
+  if (mine !== seq) return;
+  groups = found;
+  shownAt = threshold;
   render();
 }
 
@@ -137,4 +144,6 @@ async function resolveGroups(chosen) {
 }
 
 ui.dupResolveAll.addEventListener("click", () => resolveGroups(groups));
-ui.dupThreshold.addEventListener("change", () => showDuplicates({ push: false }));
+ui.dupThreshold.addEventListener("change", () => {
+  if (ui.dupThreshold.value !== shownAt) showDuplicates({ push: false });
+});
