@@ -339,3 +339,54 @@ def test_closed_store_says_so(backend):
     with pytest.raises(StoreError, match="closed"):
         s.count()
     assert backend.open("c").count() == 1      # the backend hands out a fresh handle
+
+
+# -------------------------------------------------------------- filter cache
+def test_filter_cache_keeps_in_step_with_every_write(tmp_path):
+    b = open_backend(tmp_path, LOW)
+    s = b.create(CollectionInfo(name="c", model="toy", dim=DIM))
+    other = open_backend(tmp_path, LOW).open("c")            # another process's handle
+    x = clustered(300)
+    s.put(records(x))
+    q = x[:1]
+
+    def hits(where, store=s):
+        return sorted(h[0] for h in store.search(q, 300, where=where)[0])
+
+    assert hits({"g10": 3}) == sorted(f"r{i}" for i in range(3, 300, 10))
+    s.put([Record(id="new", source="/n.jpg", vector=x[5], metadata={"g10": 3})])
+    s.put([Record(id="r3", source="/r3.jpg", vector=x[3], metadata={"g10": 4})])  # replaced
+    s.delete(["r13"])
+    s.set_metadata("r23", {"g10": 5})
+    s.set_metadata("r4", {"g10": 3}, merge=True)
+    want = sorted({f"r{i}" for i in range(3, 300, 10)} - {"r3", "r13", "r23"} | {"new", "r4"})
+    assert hits({"g10": 3}) == want
+    assert hits({"g10": 3}, store=other) == want              # caught up from the log
+    other.put([Record(id="o", source="/o.jpg", vector=x[9], metadata={"g10": 3})])
+    assert hits({"g10": 3}) == sorted([*want, "o"])           # a write by the other handle
+    assert hits({"$and": [{"g10": 3}, {"n": {"$lt": 100}}]}) == sorted(
+        i for i in want if i.startswith("r") and int(i[1:]) < 100)
+    s.clear()
+    assert hits({"g10": 3}) == []
+    s.put(records(x[:20]))
+    assert hits({"g10": {"$in": [3, 4]}}) == ["r13", "r14", "r3", "r4"]
+    other.close()
+    b.close()
+
+
+def test_filtered_search_asks_sqlite_nothing_when_nothing_changed(store):
+    store.put(records(clustered(500)))
+    where = {"$or": [{"g10": {"$in": [1, 2]}}, {"n": {"$gte": 490}}], "half": {"$ne": 0}}
+    first = store.search(clustered(1, seed=3), 10, where=where)
+    statements: list[str] = []
+    store._conn.set_trace_callback(statements.append)
+    try:
+        again = store.search(clustered(1, seed=3), 10, where=where)
+    finally:
+        store._conn.set_trace_callback(None)
+    assert again == first and len(first[0]) == 10
+    # Only the change check and the rowid -> id lookup of the 10 hits; the filter itself
+    # (json_extract over the rows) is answered from memory.
+    assert statements[0] == "PRAGMA data_version"
+    assert [s.split(" IN ")[0] for s in statements[1:]] == [
+        "SELECT rowid, id FROM items WHERE rowid"], statements

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ...errors import StoreError, StoreTooNew
 from ..vector_index import VectorIndex
+from .filter_cache import FilterCache
 from .migrations import migrate
 from .schema import DB_FILE, INDEX_FILE, connect, probe, read_info
 
@@ -83,6 +84,7 @@ class StoreCore:
         self._unsaved = 0
         self._indexed_exprs = self._load_expression_indexes()
         self._index_failed: set[str] = set()
+        self._filter_cache = FilterCache()
         _remove_dead_temp_files(self.folder)
 
     def _load_expression_indexes(self) -> set[str]:

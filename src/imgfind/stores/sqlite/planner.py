@@ -1,4 +1,7 @@
-"""Search: the filter becomes a rowid set in SQL, then the index scores just those rows.
+"""Search: the filter becomes a rowid bitmap, then the index scores just those rows.
+
+The bitmap comes from the in-memory filter cache (:mod:`.filter_cache`, no SQL
+per query) for every operator but ``$contains``, which runs in SQL.
 
 Filtered search plans by selectivity: the flat index (exact) or the IVF index
 restricted by a rowid bitmap, with ``nprobe`` raised as selectivity falls (up to
@@ -16,9 +19,11 @@ import faiss
 import numpy as np
 
 from ...errors import ModelMismatch, StoreError
-from ...filters import compile_filter, field_expression, json_fields
+from ...filters import SQLCompiler, compile_filter, field_expression, json_fields, parse
+from ...filters.tree import Node, fields
 from ..vector_index import FLAT, VectorIndex, rerank_depth
 from .codec import _check_k, _chunks, _normalize, _qs, fts_query
+from .filter_cache import cacheable
 from .sync import IndexSync
 
 __all__ = ["SearchPlanner"]
@@ -51,23 +56,46 @@ class SearchPlanner(IndexSync):
         k = _check_k(k)
         if k == 0 or len(q) == 0:
             return [[] for _ in range(len(q))]
-        sql, params = compile_filter(where) if where else (None, [])
+        node = parse(where) if where else None
         with self._lock:
             ix = self._sync()
             excluded = self._rowids_of(exclude)
-            if sql is None:
+            if node is None:
                 return self._search_all(ix, q, k, excluded)
-            self._auto_index(where)
-            # One text row instead of a tuple per match: far fewer Python objects.
-            text = self._con.execute(f"SELECT group_concat(rowid) FROM items WHERE {sql}",
-                                     params).fetchone()[0]
-            match = (np.fromstring(text, dtype=np.int64, sep=",") if text
-                     else np.empty(0, dtype=np.int64))
+            bits = self._cached_match(node, ix) if cacheable(node) else self._sql_match(node)
             if excluded:
-                match = match[~np.isin(match, np.fromiter(excluded, dtype=np.int64))]
-            if len(match) == 0:
+                gone = np.fromiter(excluded, dtype=np.int64)
+                bits[gone[gone < len(bits)]] = False
+            if not bits.any():
                 return [[] for _ in range(len(q))]
-            return self._search_selected(ix, q, k, match)
+            return self._search_selected(ix, q, k, bits)
+
+    def _cached_match(self, node: Node, ix: VectorIndex) -> np.ndarray:
+        """The filter's matches from the in-memory filter cache (a copy the caller may edit).
+
+        No SQL when nothing changed since the last query: the index sync just
+        proved the store is at ``ix.seq``, the seq the cache reflects.
+        """
+        fc = self._filter_cache
+        if fc.seq != ix.seq or any(f not in fc.columns for f in fields(node)):
+            with self._tx("DEFERRED") as con:      # one snapshot for the whole catch-up
+                fc.refresh(con, self._meta_int(con, "seq"), self._meta_int(con, "floor"),
+                           node)
+        return fc.mask(node)
+
+    def _sql_match(self, node: Node) -> np.ndarray:
+        """The filter's matches by asking SQLite (filters the cache cannot answer)."""
+        compiler = SQLCompiler()
+        sql = compiler.compile(node)
+        self._auto_index(node)
+        # One text row instead of a tuple per match: far fewer Python objects.
+        text = self._con.execute(f"SELECT group_concat(rowid) FROM items WHERE {sql}",
+                                 compiler.params).fetchone()[0]
+        match = (np.array(text.split(","), dtype=np.int64) if text
+                 else np.empty(0, dtype=np.int64))
+        bits = np.zeros(int(match.max()) + 1 if len(match) else 0, dtype=bool)
+        bits[match] = True
+        return bits
 
     def _rowids_of(self, ids: Sequence[str]) -> set[int]:
         out: set[int] = set()
@@ -89,18 +117,17 @@ class SearchPlanner(IndexSync):
         return min(ix.nlist, self.options.nprobe or ix.nprobe)
 
     def _search_selected(self, ix: VectorIndex, q: np.ndarray, k: int,
-                         match: np.ndarray) -> list[list[tuple[str, float]]]:
-        """Search only the rowids in ``match`` through the index, with a bitmap selector."""
-        bits = np.zeros(int(match.max()) + 1, dtype=bool)
-        bits[match] = True
+                         bits: np.ndarray) -> list[list[tuple[str, float]]]:
+        """Search only the rowids set in ``bits`` through the index, with a bitmap selector."""
+        n_match = int(np.count_nonzero(bits))
         bitmap = np.packbits(bits, bitorder="little")
         # The selector only points at `bitmap`: it must stay referenced until searches end.
         sel = faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap))   # n is in bytes
-        want = min(k, len(match))
+        want = min(k, n_match)
         if ix.kind == FLAT:
             scores, rowids = ix.search(q, want, selector=sel)
             return self._finish(scores, rowids, k, set())
-        selectivity = len(match) / max(1, ix.ntotal)
+        selectivity = n_match / max(1, ix.ntotal)
         nprobe = min(ix.nlist, math.ceil(_FILTER_PROBE * self._nprobe(ix) / selectivity))
         depth = rerank_depth(k)
         _, cand = ix.search(q, depth, selector=sel, nprobe=nprobe)
@@ -193,7 +220,7 @@ class SearchPlanner(IndexSync):
                 self._indexed_exprs.add(sql)
         return name
 
-    def _auto_index(self, where: dict | None) -> None:
+    def _auto_index(self, where: dict | Node | None) -> None:
         if not where or len(self._indexed_exprs) >= _MAX_AUTO_INDEXES:
             return
         keys = json_fields(where)

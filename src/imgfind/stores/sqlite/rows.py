@@ -1,4 +1,9 @@
-"""Reading and writing item rows: put, metadata, delete, get, listing, source states."""
+"""Reading and writing item rows: put, metadata, delete, get, listing, source states.
+
+Every write bumps ``meta.seq`` and stamps the rows it changed (``items.seq``) or
+records their ``tombstones``: the vector index and the filter cache catch up
+from exactly that. A new write path (OCR text, ...) must do the same.
+"""
 
 from __future__ import annotations
 
@@ -126,8 +131,10 @@ class RowStore(SearchPlanner):
             new = {**json.loads(old), **metadata} if merge else metadata
             if merge:
                 text = _dumps(new, "metadata", id)
-            con.execute("UPDATE items SET metadata=?, updated=? WHERE rowid=?",
-                        (text, _now(), rowid))
+            # A new seq stamp: the filter cache (and any other handle) sees the change.
+            seq = self._bump_seq(con, 1) + 1
+            con.execute("UPDATE items SET metadata=?, updated=?, seq=? WHERE rowid=?",
+                        (text, _now(), seq, rowid))
             con.execute("DELETE FROM fts WHERE rowid=?", (rowid,))
             con.execute("INSERT INTO fts(rowid, path, body) VALUES (?, ?, ?)",
                         (rowid, source, _fts_body(new, json.loads(exif), json.loads(file))))
