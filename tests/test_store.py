@@ -390,3 +390,16 @@ def test_filtered_search_asks_sqlite_nothing_when_nothing_changed(store):
     assert statements[0] == "PRAGMA data_version"
     assert [s.split(" IN ")[0] for s in statements[1:]] == [
         "SELECT rowid, id FROM items WHERE rowid"], statements
+
+
+def test_filters_on_ocr_text_see_the_ocr_pass(store):
+    # The OCR pass writes without a seq stamp, so 'ocr' filters must not come from the cache.
+    x = clustered(20)
+    store.put(records(x))
+    assert store.search(x[:1], 5, where={"ocr": {"$exists": True}}) == [[]]
+    store.search(x[:1], 5, where={"g10": 1})                     # the cache is warm
+    store.set_ocr({"r4": {"text": "EXIT"}, "r7": {"text": "cafe"}})
+    got = store.search(x[:1], 5, where={"ocr": {"$exists": True}})[0]
+    assert sorted(h[0] for h in got) == ["r4", "r7"]
+    got = store.search(x[:1], 5, where={"ocr": "EXIT", "g10": {"$in": [4, 7]}})[0]
+    assert [h[0] for h in got] == ["r4"]

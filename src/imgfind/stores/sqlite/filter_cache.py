@@ -18,7 +18,8 @@ In step with writes: the cache remembers the ``seq`` it reflects; a query at
 a later ``seq`` first reads only the rows stamped after it and the tombstones
 since (the same change log the vector index catches up from), or rebuilds when
 a ``clear()`` moved the floor past it. ``$contains`` (array membership and
-substrings) is not cached: filters using it run in SQL as before.
+substrings) and the ``ocr`` column (written by the OCR pass without a seq stamp)
+are not cached: filters using them run in SQL as before.
 """
 
 from __future__ import annotations
@@ -41,10 +42,15 @@ _OPS: dict[str, Callable[[Any, Any], Any]] = {
 _TRUE, _FALSE = ("true",), ("false",)
 
 
+#: Columns written by passes that do not stamp ``seq`` (the OCR pass): always in SQL.
+UNSTAMPED = frozenset({"ocr"})
+
+
 def cacheable(node: Node) -> bool:
-    """Whether the cache can answer this filter (everything but ``$contains``)."""
+    """Whether the cache can answer this filter (all but ``$contains`` and UNSTAMPED)."""
     if isinstance(node, Compare):
-        return node.op != "$contains"
+        return node.op != "$contains" and not (
+            node.field.root == "column" and node.field.path[0] in UNSTAMPED)
     if isinstance(node, Not):
         return cacheable(node.child)
     return all(cacheable(c) for c in node.children)
