@@ -232,7 +232,7 @@ def test_add_skips_exact_duplicates(col, tmp_path):
     shutil.copy(p[0], folder / "b.jpg")
     shutil.copy(p[1], folder / "c.jpg")
     r = col.add(folder, show_progress=False)
-    assert (r.indexed, r.skipped) == (2, 1)
+    assert (r.indexed, r.duplicates, r.skipped) == (2, 1, 0)
     r = imgfind.open(tmp_path / "h2", model_path=col.info.model_path).create_collection(
         "x").add(folder, skip_duplicates=False, show_progress=False)
     assert r.indexed == 3

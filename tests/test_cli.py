@@ -30,7 +30,9 @@ def indexed(tmp_path, photo_dir, tiny_model_dir):
     home = tmp_path / "H"
     (photo_dir / "notes.txt").write_text("not an image")  # ignored by extension
     (photo_dir / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
-    proc = run("index", str(photo_dir), "--model-path", str(tiny_model_dir), "--json", home=home)
+    proc = run("index", str(photo_dir), "--model-path", str(tiny_model_dir), "--json", home=home,
+               check=False)
+    assert proc.returncode == 3, proc.stderr  # one item failed
     return home, photo_dir, json.loads(proc.stdout)
 
 
@@ -40,7 +42,7 @@ def test_index_report_and_rerun(indexed, tiny_model_dir):
     assert [e["source"] for e in report["errors"]] == [str((photos / "broken.jpg").resolve())]
     assert report["errors"][0]["error"]
     again = json.loads(run("index", str(photos), "--model-path", str(tiny_model_dir), "--json",
-                           home=home).stdout)
+                           home=home, check=False).stdout)
     assert again["indexed"] == 0 and again["skipped"] == 12
 
 

@@ -294,7 +294,8 @@ def test_index_job_runs_to_done(served, col) -> None:
     job = wait_job(api, r.json()["id"])
     assert job["state"] == "done" and job["error"] is None, job
     # 12 files, 6 of which were uploaded before with the same bytes: exact duplicates skipped.
-    assert job["indexed"] + job["skipped"] == 12 and job["done"] == job["total"]
+    assert job["indexed"] + job["duplicates"] == 12 and job["done"] == job["total"]
+    assert job["duplicates"] == 6 and job["skipped"] == 0
     assert api.get(f"/collections/{col}/items").json()["total"] == 6 + job["indexed"]
     # Relative to an allowed root works too; re-running touches nothing.
     again = wait_job(api, api.post(f"/collections/{col}/jobs/index",

@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from imgfind.errors import ImageTooLarge, InvalidImage, PathNotAllowed, SourceError
+from imgfind.errors import ImageTooLarge, PathNotAllowed, SourceError
 from imgfind.imageio import decode
 from imgfind.sources import (
+    NOT_AN_IMAGE,
     Source,
     fetch_url,
     iter_sources,
@@ -98,9 +99,10 @@ def test_single_file_counts_whatever_its_extension(tree: Path, png: bytes) -> No
         [src] = iter_sources(path)
         assert src == Source(ref=str(path), kind="file")
         assert decode(read_bytes(src)).format == "PNG"
-    [text] = iter_sources(tree / "notes.txt")
-    with pytest.raises(InvalidImage):
-        decode(read_bytes(text))
+    # neither an image name nor image content: ignored with a reason, not an item error
+    ignored: list[tuple[str, str]] = []
+    assert list(iter_sources(tree / "notes.txt", on_ignored=lambda *a: ignored.append(a))) == []
+    assert ignored == [(str(tree / "notes.txt"), NOT_AN_IMAGE)]
 
 
 def test_missing_target_is_a_clear_error(tmp_path: Path) -> None:

@@ -12,14 +12,16 @@ IndexReport(indexed=1532, updated=0, skipped=0, removed=0, errors=[])
 from __future__ import annotations
 
 import builtins
+import functools
 import hashlib
+import inspect
 import os
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -29,6 +31,7 @@ from .embedders import load_embedder
 from .embedders.base import Embedder, l2_normalize
 from .errors import (
     ImgfindError,
+    InvalidArgument,
     InvalidInput,
     ModelMismatch,
     NotFound,
@@ -54,6 +57,36 @@ QueryLike = str | Path | bytes | Image.Image | np.ndarray
 
 DEFAULT_HOME = "~/.imgfind"
 DEFAULT_COLLECTION = "default"
+
+_C = TypeVar("_C", bound=type)
+
+
+def _typed_calls(cls: _C) -> _C:
+    """Make every public method raise :class:`InvalidArgument` (a typed error that is still
+    a ``TypeError``) for an argument it does not take, instead of Python's bare TypeError."""
+    for name, fn in list(vars(cls).items()):
+        if name.startswith("_") or not inspect.isfunction(fn):
+            continue
+        setattr(cls, name, _bind_checked(fn))
+    return cls
+
+
+def _bind_checked(fn: Callable[..., Any]) -> Callable[..., Any]:
+    sig = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except TypeError:
+            try:
+                sig.bind(*args, **kwargs)
+            except TypeError as e:  # the call itself was wrong, not something inside it
+                raise InvalidArgument(f"{fn.__name__}(): {e}; see help({fn.__qualname__})"
+                                      ) from None
+            raise
+
+    return call
 
 
 def default_home() -> Path:
@@ -83,6 +116,7 @@ def open(home: str | Path | None = None, *, model_path: str | Path | None = None
                    blobs=blobs or os.environ.get("IMGFIND_BLOBS"))
 
 
+@_typed_calls
 class Library:
     """A folder of named collections, each bound to one embedding model."""
 
@@ -142,7 +176,9 @@ class Library:
             raise NotSupported(f"this store ({type(self.backend).__name__}) keeps no OCR "
                                "text; create OCR collections in the sqlite store")
         with self._lock:
-            if exist_ok and name in {c.name for c in self.backend.collections()}:
+            existing = {c.name: c for c in self.backend.collections()}
+            if exist_ok and name in existing:
+                _check_same_model(existing[name], model)
                 return self.collection(name)
             path = str(Path(model_path).expanduser().resolve()) if model_path else None
             if model is None and path is None:
@@ -174,6 +210,7 @@ class Library:
             self.backend.drop(name)
 
 
+@_typed_calls
 class SingleItemCalls:
     """``insert`` and ``update`` of one item in terms of the batch calls.
 
@@ -214,6 +251,7 @@ class SingleItemCalls:
         return self.get(id)
 
 
+@_typed_calls
 class Collection(SingleItemCalls):
     """Images embedded with one model, with their metadata; search them any way.
 
@@ -358,7 +396,8 @@ class Collection(SingleItemCalls):
 
     def delete_batch(self, ids: Sequence[str]) -> list[Result]:
         """Delete many items; one Result per id (``error`` for ids that did not exist)."""
-        found = self.store.delete(list(ids))
+        ids = _check_ids(ids)
+        found = self.store.delete(ids)
         return [Result(id=i) if ok else Result(id=i, error=f"no item {i!r}")
                 for i, ok in zip(ids, found)]
 
@@ -387,6 +426,10 @@ class Collection(SingleItemCalls):
         """
         if not targets:
             raise InvalidInput("add() needs at least one folder, file, glob, URL or CSV")
+        for t in targets:
+            if not isinstance(t, (str, Path)):
+                raise InvalidArgument(f"add() takes folders, files, globs, URLs or CSVs as str "
+                                      f"or Path, not {type(t).__name__}")
         from . import indexer
 
         run_on = self._executor(executor, batch_size)
@@ -423,7 +466,7 @@ class Collection(SingleItemCalls):
         return item
 
     def get_many(self, ids: Sequence[str]) -> list[Item | None]:
-        return self.store.get(list(ids))
+        return self.store.get(_check_ids(ids))
 
     def items(self, where: dict | None = None, limit: int = 100, offset: int = 0, *,
               sort: ListSort | None = None) -> list[Item]:
@@ -433,6 +476,9 @@ class Collection(SingleItemCalls):
 
         >>> col.items(limit=50, sort="-taken")                   # doctest: +SKIP
         """
+        for name, value in (("limit", limit), ("offset", offset)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise InvalidArgument(f"{name} must be a non-negative integer, got {value!r}")
         if sort is None:
             ids = self.store.ids(where, limit=limit, offset=offset)
         else:
@@ -506,7 +552,8 @@ class Collection(SingleItemCalls):
         """Run many queries at once (texts and images are embedded in batches); the other
         arguments apply to each query, as in :meth:`search`."""
         if isinstance(queries, (str, bytes)) or not isinstance(queries, Sequence):
-            raise InvalidInput("search_batch needs a list of queries")
+            raise InvalidArgument("search_batch() takes a list of queries; for one query "
+                                  "use search()")
         return self.run([q if isinstance(q, Query) else
                          Query.build(q, k=k, where=where, min_score=min_score, sort=sort,
                                      mode=mode) for q in queries])
@@ -530,8 +577,9 @@ class Collection(SingleItemCalls):
 
         >>> for g in col.duplicates(0.97): print(g.exact, g.ids)  # doctest: +SKIP
         """
-        if not 0 < threshold <= 1:
-            raise InvalidInput("threshold must be in (0, 1]")
+        if not isinstance(threshold, (int, float)) or isinstance(threshold, bool) \
+                or not 0 < threshold <= 1:
+            raise InvalidInput(f"threshold must be a number in (0, 1], got {threshold!r}")
         from .duplicates import find_groups
         return find_groups(self.store, threshold)
 
@@ -659,6 +707,32 @@ def _check_name(name: Any) -> str:
     if not base.strip():
         raise InvalidInput(f"name {name!r} has no file name after its folder part")
     return base
+
+
+def _check_same_model(info: CollectionInfo, model: str | None) -> None:
+    """``exist_ok`` may only reuse a collection bound to the model that was asked for."""
+    if model is None:
+        return
+    from .embedders.registry import resolve
+
+    wanted = model if model == "phash" else resolve(model)[0]
+    if wanted != info.model:
+        raise ModelMismatch(
+            f"collection {info.name!r} is bound to model {info.model!r}, not {wanted!r}; "
+            f"use another collection name for {wanted!r} (or re-embed the collection)")
+
+
+def _check_k(k: int) -> int:
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= 10_000:
+        raise InvalidInput("k must be an integer from 1 to 10000")
+    return k
+
+
+def _check_ids(ids: Any) -> list[str]:
+    if isinstance(ids, (str, bytes)) or not isinstance(ids, Sequence) \
+            or not all(isinstance(i, str) for i in ids):
+        raise InvalidArgument(f"ids must be a list of id strings, got {ids!r:.80}")
+    return list(ids)
 
 
 def _check_meta(meta: Any) -> dict[str, Any]:

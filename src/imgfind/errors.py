@@ -44,6 +44,13 @@ class InvalidInput(ImgfindError):
     status = 400
 
 
+class InvalidArgument(InvalidInput, TypeError):
+    """A library call with an argument it does not take, or of a type it cannot use
+    (still a ``TypeError``, so code that catches Python's own keeps working)."""
+
+    code = "invalid_argument"
+
+
 class InvalidFilter(InvalidInput):
     code = "invalid_filter"
 

@@ -10,7 +10,8 @@ uint8 pixels and cheap thumbnails, that took indexing on 2 cores from 0.78 to
 
 Each batch is committed in one store transaction: a crash loses at
 most the batch in flight, and running ``add`` again picks up where it stopped
-(unchanged files are skipped by size and mtime).
+(unchanged files are skipped by size and mtime; a file whose mtime changed but
+whose bytes did not keeps its vector and is not embedded again).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import numpy as np
 
 from . import imageio, metadata, remote, sources
 from .embedders.base import Embedder, Preprocessor
-from .errors import ImgfindError
+from .errors import AlreadyExists, ImgfindError, InvalidInput
 from .sources import Source
 from .stores.base import CollectionStore, Record
 from .types import IndexReport
@@ -112,7 +113,7 @@ def prepare(src: Source, preprocessor: Preprocessor, *, limits: imageio.Limits =
         sha256=hashlib.sha256(data).hexdigest(), width=decoded.width, height=decoded.height,
         format=decoded.format, exif=decoded.exif, file=facts,
         thumbnail=imageio.thumbnail(decoded.image),
-        original=None if src.kind == "file" else data, metadata=dict(src.metadata),
+        original=None if src.kind == "file" else data, metadata=dict(src.metadata), id=src.id,
     )
 
 
@@ -204,7 +205,8 @@ class Pipeline:
 class Writer:
     """The store side of indexing, shared by every executor (threads here, Ray actors).
 
-    ``admit`` gives a prepared item its id and drops exact duplicates; ``put``
+    ``admit`` gives a prepared item its id, drops exact duplicates and re-stores a re-read
+    file whose bytes did not change with its old vector (no embedding); ``put``
     commits one batch in one store transaction; ``fail`` records a failed source.
     Whoever embeds, the report and the stored rows come out the same.
     """
@@ -218,10 +220,21 @@ class Writer:
         self._seen_sha: set[str] = set()
 
     def admit(self, p: Prepared) -> bool:
-        p.id = self.ids.get(p.source.ref) or p.id
-        if self.skip_duplicates and p.source.ref not in self.ids and (
+        """Whether ``p`` needs embedding (and then :meth:`put`)."""
+        if p.source.ref in self.ids:
+            p.id = self.ids[p.source.ref]
+            stored = self.store.get([p.id])[0]
+            if stored is not None:
+                # user metadata set since the last run survives a re-read of the file
+                p.metadata = {**stored.metadata, **p.metadata}
+                if stored.sha256 == p.sha256:  # touched, not changed: keep the vector
+                    self.store.put([p.to_record(self.store.vectors([p.id])[0])])
+                    self.report.skipped += 1
+                    return False
+            return True
+        if self.skip_duplicates and (
                 p.sha256 in self._seen_sha or self.store.by_sha256([p.sha256])):
-            self.report.skipped += 1
+            self.report.duplicates += 1
             return False
         self._seen_sha.add(p.sha256)
         return True
@@ -281,45 +294,103 @@ def index(store: CollectionStore, embedder: Embedder, targets: Iterable[str | Pa
     todo: list[Source] = []
     keep_ids: dict[str, str] = {}
     report = IndexReport()
-    for target in targets:
-        target = os.path.expanduser(str(target))
-        prefix = remote.folder_prefix(target) if remote.is_remote(target) else \
-            _folder_prefix(target) if os.path.isdir(target) else None
-        is_folder = prefix is not None
-        known = store.source_states(prefix) if prefix is not None else {}
-        walked: set[str] = set()
-        for src in sources.iter_sources(target, recursive=recursive):
-            walked.add(src.ref)
-            state = known.get(src.ref) or (
-                None if is_folder else store.source_states(src.ref).get(src.ref))
-            if state is None:
+    claimed: dict[str, str] = {}  # item id asked for by a source (CSV id column) -> its ref
+
+    def ignored(ref: str, reason: str) -> None:
+        report.ignored.append({"source": ref, "reason": reason})
+
+    def cancelled() -> bool:
+        return cancel is not None and cancel.is_set()
+
+    try:
+        for target in targets:
+            target = os.path.expanduser(str(target))
+            prefix = remote.folder_prefix(target) if remote.is_remote(target) else \
+                _folder_prefix(target) if os.path.isdir(target) else None
+            is_folder = prefix is not None
+            known = store.source_states(prefix) if prefix is not None else {}
+            walked: set[str] = set()
+            for src in sources.iter_sources(target, recursive=recursive, on_ignored=ignored,
+                                            allow_private=allow_private_urls):
+                if cancelled():
+                    break
+                walked.add(src.ref)
+                state = known.get(src.ref) or (
+                    None if is_folder else store.source_states(src.ref).get(src.ref))
+                if src.id is not None and (problem := _id_conflict(store, src, state, claimed)):
+                    report.errors.append({"source": src.ref, "error": problem.message,
+                                          "code": problem.code})
+                    continue
+                if state is None:
+                    todo.append(src)
+                    continue
+                if src.kind == "file" and _unchanged(src.ref, state.mtime_ns, state.size) or \
+                        src.kind == "remote" and remote.unchanged(src, state.mtime_ns,
+                                                                  state.size):
+                    report.skipped += 1
+                    continue
+                if src.kind in ("url", "archive") and not src.metadata:
+                    report.skipped += 1  # already fetched once; re-add explicitly to refresh
+                    continue
+                keep_ids[src.ref] = state.id
                 todo.append(src)
-                continue
-            if src.kind == "file" and _unchanged(src.ref, state.mtime_ns, state.size) or \
-                    src.kind == "remote" and remote.unchanged(src, state.mtime_ns, state.size):
-                report.skipped += 1
-                continue
-            if src.kind in ("url", "archive") and not src.metadata:
-                report.skipped += 1  # already fetched once; re-add explicitly to refresh
-                continue
-            keep_ids[src.ref] = state.id
-            todo.append(src)
-        if is_folder and remove_missing:
-            gone = [s.id for ref, s in known.items() if ref not in walked]
-            if gone:
-                report.removed += sum(store.delete(gone))
-    if show_progress is None:
-        show_progress = sys.stderr.isatty()
-    work: Executor = executor or LocalExecutor()
+            if cancelled():
+                return report  # a partial walk must not remove anything
+            if is_folder and remove_missing:
+                # only what is gone: a local file indexed on its own, hidden, or under a
+                # folder --no-recursive did not walk is still on disk and keeps its item
+                gone = [s.id for ref, s in known.items()
+                        if ref not in walked and not _still_there(ref)]
+                if gone:
+                    report.removed += sum(store.delete(gone))
+        if show_progress is None:
+            show_progress = sys.stderr.isatty()
+        work: Executor = executor or LocalExecutor()
 
-    def run_all(tick: ProgressCallback | None) -> IndexReport:
-        return work.run(pipeline, todo, ids=keep_ids, skip_duplicates=skip_duplicates,
-                        progress=tick, cancel=cancel)
+        def run_all(tick: ProgressCallback | None) -> IndexReport:
+            return work.run(pipeline, todo, ids=keep_ids, skip_duplicates=skip_duplicates,
+                            progress=tick, cancel=cancel)
 
-    run = _with_bar(run_all, len(todo), progress) if show_progress else run_all(progress)
+        run = _with_bar(run_all, len(todo), progress) if show_progress else run_all(progress)
+    finally:
+        sources.release_downloads()
     run.skipped += report.skipped
     run.removed += report.removed
+    run.errors[:0] = report.errors
+    run.ignored = report.ignored
     return run
+
+
+def _id_conflict(store: CollectionStore, src: Source, state: Any,
+                 claimed: dict[str, str]) -> ImgfindError | None:
+    """Why a source's own id (a CSV ``id`` column) cannot be used, or None."""
+    item_id = src.id
+    if not isinstance(item_id, str) or not item_id or len(item_id) > 200:
+        return InvalidInput(f"id must be a non-empty string of at most 200 characters, "
+                            f"got {item_id!r}")
+    if state is not None and state.id != item_id:
+        return AlreadyExists(f"{src.ref} is already indexed as id {state.id!r}, "
+                             f"not {item_id!r}")
+    if claimed.setdefault(item_id, src.ref) != src.ref:
+        return AlreadyExists(f"id {item_id!r} is given twice (also to {claimed[item_id]})")
+    if state is None:
+        other = store.get([item_id])[0]
+        if other is not None and other.source != src.ref:
+            return AlreadyExists(f"id {item_id!r} already belongs to the item of "
+                                 f"{other.source}")
+    return None
+
+
+def _still_there(ref: str) -> bool:
+    """Whether an indexed local file (or the archive holding a member) is still on disk;
+    remote objects are judged by their listing alone."""
+    if remote.is_remote(ref):
+        return False
+    try:
+        path = sources.split_archive_ref(ref)[0] if "!" in ref else Path(ref)
+    except ImgfindError:
+        path = Path(ref)
+    return path.exists()
 
 
 def _with_bar(run_all: Callable[[ProgressCallback], IndexReport], total: int,

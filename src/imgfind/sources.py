@@ -16,16 +16,18 @@ disk, and URL fetches are bounded in size and total time.
 
 from __future__ import annotations
 
+import atexit
 import csv
 import itertools
 import logging
 import os
 import re
 import tarfile
+import tempfile
 import threading
 import time
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TextIO
@@ -34,7 +36,9 @@ from imgfind.errors import ImageTooLarge, PathNotAllowed, SourceError
 from imgfind.imageio import IMAGE_EXTENSIONS, Limits
 
 __all__ = [
+    "NOT_AN_IMAGE",
     "Source",
+    "release_downloads",
     "fetch_url",
     "iter_sources",
     "read_bytes",
@@ -58,6 +62,11 @@ _INT = re.compile(r"[+-]?(?:0|[1-9]\d*)")
 _FLOAT = re.compile(r"[+-]?(?:(?:0|[1-9]\d*)(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _GLOB_CHARS = re.compile(r"[*?\[]")
 _USER_AGENT = "imgfind/0.1 (+https://github.com/imgfind)"
+#: Largest remote archive ``iter_sources`` downloads (to a temporary file, not to memory).
+MAX_ARCHIVE_BYTES = 8 * 2**30
+#: Called with (ref, reason) for each entry a walk passes over because it is not an image.
+OnIgnored = Callable[[str, str], None]
+NOT_AN_IMAGE = "not an image: neither an image file name nor image content"
 
 
 @dataclass
@@ -78,6 +87,8 @@ class Source:
     metadata: dict = field(default_factory=dict)
     data: bytes | None = None
     facts: dict | None = None
+    #: the item id the source asks for (a CSV ``id`` column); None: the indexer picks one
+    id: str | None = None
 
 
 def _is_url(text: str) -> bool:
@@ -92,8 +103,24 @@ def _has_image_ext(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
-def _archive_kind(path: Path) -> str | None:
-    name = path.name.lower()
+def _sniff_image(path: str) -> bool:
+    """Whether a file's first bytes are those of an image format imgfind decodes."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        return False
+    return (head.startswith((b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a",
+                             b"II*\x00", b"MM\x00*"))
+            or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+            or (head[:2] == b"BM" and len(head) >= 14 and head[6:10] == b"\x00\x00\x00\x00")
+            or (head[4:8] == b"ftyp" and head[8:12] in {
+                b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1",
+                b"avif", b"avis"}))
+
+
+def _archive_kind(path: Path | str) -> str | None:
+    name = (path.name if isinstance(path, Path) else path.rsplit("/", 1)[-1]).lower()
     if name.endswith(".zip"):
         return "zip"
     if name.endswith(_ARCHIVE_SUFFIXES):
@@ -101,31 +128,49 @@ def _archive_kind(path: Path) -> str | None:
     return None
 
 
-def iter_sources(target: str | Path, *, recursive: bool = True) -> Iterator[Source]:
+def iter_sources(target: str | Path, *, recursive: bool = True,
+                 on_ignored: OnIgnored | None = None,
+                 allow_private: bool = True) -> Iterator[Source]:
     """Yield the images a target names, in a deterministic order.
 
-    - folder: image files (by extension, any case), walked recursively in
-      path order, skipping hidden files and folders; symlinked folders are
-      followed once (loops are cut); ``recursive=False`` stays at the top.
-    - single file: yielded whatever its extension (its content decides).
+    - folder: image files (by extension, any case, or by content for files
+      without an image extension), walked recursively in path order,
+      skipping hidden files and folders; symlinked folders are followed once
+      (loops are cut); ``recursive=False`` stays at the top. Every entry
+      passed over (hidden, not an image, broken link, link loop, a folder
+      named like an image that is not walked, not a regular file) is told to
+      ``on_ignored(ref, reason)``.
+    - single file: yielded if it has an image extension or image content,
+      else told to ``on_ignored`` (a file named as an image that does not
+      decode is the indexer's per-item error).
     - glob (``*``, ``?``, ``[...]``, ``**`` for any depth): matching image
       files, ignoring case and hidden files, like the folder walk.
-    - http(s) URL: one ``kind="url"`` source.
+    - http(s) URL: one ``kind="url"`` source; a URL whose path ends in an
+      archive suffix is downloaded (at most :data:`MAX_ARCHIVE_BYTES`, to a
+      temporary file kept until :func:`release_downloads`) and listed like a
+      local archive, refs ``"<url>!<member>"``.
     - ``.csv``: one source per row from the column named path/url/source/
       file/filename/image (else the first column; a header row is optional);
       cells may be paths (relative ones are relative to the CSV), URLs or
-      ``archive.zip!member`` refs; other non-empty cells become metadata
+      ``archive.zip!member`` refs; a column named ``id`` gives the item id
+      (text, as written); other non-empty cells become metadata
       (numbers become int/float, zero-padded ones such as "007" stay text).
     - archive: image members as ``kind="archive"``, ref ``"<archive>!<member>"``.
     - fsspec URL (``s3://bucket/prefix/``, ``gs://``, ``memory://``...): image
       objects under it as ``kind="remote"`` (:mod:`imgfind.remote`).
+
+    ``allow_private=False`` refuses to download from loopback/private hosts.
 
     Raises :class:`~imgfind.errors.SourceError` when the target does not exist.
 
     >>> next(iter_sources("https://example.com/cat.jpg")).kind
     'url'
     """
+    ignore: OnIgnored = on_ignored or (lambda ref, reason: None)
     if isinstance(target, str) and _is_url(target):
+        if _archive_kind(target.split("?", 1)[0].split("#", 1)[0]):
+            yield from _iter_remote_archive(target, allow_private)
+            return
         yield Source(ref=target, kind="url")
         return
     from . import remote
@@ -136,7 +181,7 @@ def iter_sources(target: str | Path, *, recursive: bool = True) -> Iterator[Sour
     path = Path(target).expanduser()
     if not path.exists() and not path.is_symlink():
         if _GLOB_CHARS.search(str(target)):
-            yield from _iter_glob(str(path))
+            yield from _iter_glob(str(path), ignore)
             return
         raise SourceError(
             f"{target} does not exist; give a folder, an image file, a glob pattern, "
@@ -144,7 +189,7 @@ def iter_sources(target: str | Path, *, recursive: bool = True) -> Iterator[Sour
         )
     path = Path(os.path.abspath(path))
     if path.is_dir():
-        yield from _walk(path, max_depth=None if recursive else 0)
+        yield from _walk(path, max_depth=None if recursive else 0, ignore=ignore)
     elif path.suffix.lower() == ".csv":
         yield from _iter_csv(path)
     elif (kind := _archive_kind(path)) == "zip":
@@ -152,41 +197,68 @@ def iter_sources(target: str | Path, *, recursive: bool = True) -> Iterator[Sour
     elif kind == "tar":
         yield from _iter_tar(path)
     elif path.is_file():
-        yield Source(ref=str(path), kind="file")
+        if _has_image_ext(path.name) or _sniff_image(str(path)):
+            yield Source(ref=str(path), kind="file")
+        else:
+            ignore(str(path), NOT_AN_IMAGE)
     else:
         raise SourceError(f"{target} is neither a file nor a folder (broken link or device?)")
 
 
-def _walk(root: Path, *, max_depth: int | None) -> Iterator[Source]:
-    """Image files under ``root`` in path order; ``max_depth`` 0 means no subfolders."""
+def _walk(root: Path, *, max_depth: int | None, ignore: OnIgnored) -> Iterator[Source]:
+    """Image files under ``root`` in path order; ``max_depth`` 0 means no subfolders.
+
+    Files without an image extension are kept when their first bytes are an image's
+    (a JPEG saved without extension); everything passed over is told to ``ignore``.
+    """
     seen: set[tuple[int, int]] = set()
 
     def visit(folder: Path, depth: int) -> Iterator[Source]:
         try:
             st = folder.stat()
-        except OSError:
+        except OSError as e:
+            ignore(str(folder), f"cannot read folder: {e.strerror or e}")
             return
-        if (st.st_dev, st.st_ino) in seen:  # a symlink loop or a second link to a folder
+        if (st.st_dev, st.st_ino) in seen:
+            ignore(str(folder), "symbolic link to a folder already walked (a link loop)")
             return
         seen.add((st.st_dev, st.st_ino))
         try:
             with os.scandir(folder) as it:
                 entries = sorted(it, key=lambda e: e.name)
         except OSError as e:
-            log.warning("skipping unreadable folder %s: %s", folder, e.strerror or e)
+            ignore(str(folder), f"cannot read folder: {e.strerror or e}")
             return
         for entry in entries:
             if _is_hidden(entry.name):
+                ignore(entry.path, "hidden")
                 continue
             try:
                 is_dir = entry.is_dir()  # follows symlinks; a broken link is neither
                 is_file = not is_dir and entry.is_file()
-            except OSError:
+                broken = not is_dir and not is_file and entry.is_symlink() \
+                    and not os.path.exists(entry.path)
+            except OSError as e:
+                ignore(entry.path, f"cannot read: {e.strerror or e}")
                 continue
-            if is_dir and (max_depth is None or depth < max_depth):
-                yield from visit(Path(entry.path), depth + 1)
-            elif is_file and _has_image_ext(entry.name):
+            if is_dir:
+                if max_depth is None or depth < max_depth:
+                    found = False
+                    for src in visit(Path(entry.path), depth + 1):
+                        found = True
+                        yield src
+                    if not found and _has_image_ext(entry.name):
+                        ignore(entry.path, "a folder (named like an image) with no images in it")
+                elif _has_image_ext(entry.name):
+                    ignore(entry.path, "a folder, not an image file")
+            elif broken:
+                ignore(entry.path, "broken symbolic link")
+            elif not is_file:
+                ignore(entry.path, "not a regular file")
+            elif _has_image_ext(entry.name) or _sniff_image(entry.path):
                 yield Source(ref=entry.path, kind="file")
+            else:
+                ignore(entry.path, NOT_AN_IMAGE)
 
     yield from visit(root, 0)
 
@@ -210,7 +282,7 @@ def _part_regex(part: str) -> str:
     return "".join(out)
 
 
-def _iter_glob(pattern: str) -> Iterator[Source]:
+def _iter_glob(pattern: str, ignore: OnIgnored) -> Iterator[Source]:
     # Matched against a loop-safe walk rather than glob.glob, which follows
     # symlink loops (yielding the same photo dozens of times) and is
     # case-sensitive where photo extensions often are not (.JPG).
@@ -223,7 +295,12 @@ def _iter_glob(pattern: str) -> Iterator[Source]:
     matcher = re.compile(regex, re.IGNORECASE)
     depth = None if "**" in rest else len(rest) - 1
     found = False
-    for src in _walk(base, max_depth=depth):
+
+    def ignore_matching(ref: str, reason: str) -> None:
+        if matcher.fullmatch(Path(ref).relative_to(base).as_posix()):
+            ignore(ref, reason)
+
+    for src in _walk(base, max_depth=depth, ignore=ignore_matching):
         if matcher.fullmatch(Path(src.ref).relative_to(base).as_posix()):
             found = True
             yield src
@@ -271,6 +348,7 @@ def _csv_rows(f: TextIO, base: Path) -> Iterator[Source]:
         rows = itertools.chain([first], rows)
         header = []
     ref_col = ref_col or 0
+    id_col = lowered.index("id") if header and "id" in lowered else None
     for row in rows:
         ref = row[ref_col].strip() if len(row) > ref_col else ""
         if not ref:
@@ -278,15 +356,18 @@ def _csv_rows(f: TextIO, base: Path) -> Iterator[Source]:
         meta = {
             name: _coerce(cell.strip())
             for i, (name, cell) in enumerate(zip(header, row, strict=False))
-            if i != ref_col and name and cell.strip()
+            if i not in (ref_col, id_col) and name and cell.strip()
         }
+        item_id = (row[id_col].strip() or None) if id_col is not None and len(row) > id_col \
+            else None
         if _is_url(ref):
-            yield Source(ref=ref, kind="url", metadata=meta)
+            yield Source(ref=ref, kind="url", metadata=meta, id=item_id)
         elif match := _ARCHIVE_REF.match(ref):
             archive = _absolute(match["archive"], base)
-            yield Source(ref=f"{archive}!{match['member']}", kind="archive", metadata=meta)
+            yield Source(ref=f"{archive}!{match['member']}", kind="archive", metadata=meta,
+                         id=item_id)
         else:
-            yield Source(ref=_absolute(ref, base), kind="file", metadata=meta)
+            yield Source(ref=_absolute(ref, base), kind="file", metadata=meta, id=item_id)
 
 
 def _absolute(ref: str, base: Path) -> str:
@@ -301,6 +382,63 @@ def _member_ok(name: str) -> bool:
         and not any(_is_hidden(p) for p in parts)
         and "__MACOSX" not in parts  # macOS resource forks, not images
     )
+
+
+_downloads: dict[str, Path] = {}
+_downloads_lock = threading.Lock()
+
+
+def _iter_remote_archive(url: str, allow_private: bool) -> Iterator[Source]:
+    """List a downloaded archive's members under the URL, so refs say where they came from."""
+    local = _download_archive(url, allow_private)
+    inner = _iter_zip(local) if _archive_kind(local) == "zip" else _iter_tar(local)
+    for src in inner:
+        yield Source(ref=f"{url}!{src.ref.split('!', 1)[1]}", kind="archive")
+
+
+def _download_archive(url: str, allow_private: bool) -> Path:
+    with _downloads_lock:
+        if url in _downloads and _downloads[url].exists():
+            return _downloads[url]
+    name = url.split("?", 1)[0].split("#", 1)[0].rsplit("/", 1)[-1]
+    fd, tmp = tempfile.mkstemp(prefix="imgfind-", suffix="-" + name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            fetch_url(url, max_bytes=MAX_ARCHIVE_BYTES, timeout=3600.0,
+                      allow_private=allow_private, sink=f.write)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    with _downloads_lock:
+        _downloads[url] = Path(tmp)
+    return Path(tmp)
+
+
+def release_downloads() -> None:
+    """Delete the temporary copies of remote archives (their items can no longer be read
+    by ref until listed again)."""
+    with _downloads_lock:
+        paths = list(_downloads.values())
+        _downloads.clear()
+    for path in paths:
+        try:
+            path.unlink()
+        except OSError:
+            pass
+
+
+atexit.register(release_downloads)
+
+
+def _local_archive(archive: str) -> Path:
+    if _is_url(archive):
+        with _downloads_lock:
+            local = _downloads.get(archive)
+        if local is None:
+            raise SourceError(f"{archive} is a remote archive that is not downloaded; "
+                              "index the archive's URL again")
+        return local
+    return Path(archive)
 
 
 def _iter_zip(path: Path) -> Iterator[Source]:
@@ -393,7 +531,10 @@ def split_archive_ref(ref: str) -> tuple[Path, str]:
 
 
 def _read_member(ref: str, max_bytes: int) -> bytes:
-    archive, member = split_archive_ref(ref)
+    match = _ARCHIVE_REF.match(ref)
+    if match is None:
+        raise SourceError(f"{ref} is not of the form <archive>!<member>")
+    archive, member = _local_archive(match["archive"]), match["member"]
     if not archive.is_file():
         raise SourceError(f"no such archive: {archive}")
     try:
@@ -474,6 +615,7 @@ def fetch_url(
     timeout: float = 20.0,
     max_redirects: int = 5,
     allow_private: bool = True,
+    sink: Callable[[bytes], object] | None = None,
 ) -> bytes:
     """Download a URL with hard bounds on size, total time and redirects.
 
@@ -486,6 +628,8 @@ def fetch_url(
     is enforced on the bytes actually received (a missing or lying
     Content-Length does not help a huge response through); ``timeout`` bounds
     the whole download, so a server trickling bytes cannot hold it forever.
+    With ``sink``, each chunk goes to ``sink(chunk)`` instead of memory and
+    ``b""`` is returned (large downloads to a file).
 
     Raises :class:`~imgfind.errors.SourceError` (refused scheme, HTTP error
     status, network failure, too slow, too many redirects) or
@@ -505,7 +649,7 @@ def fetch_url(
     def work() -> None:
         try:
             outcome["data"] = _fetch(url, max_bytes, timeout, deadline, max_redirects, cancelled,
-                                     allow_private)
+                                     allow_private, sink)
         except Exception as e:  # noqa: BLE001 - re-raised in the caller's thread below
             outcome["error"] = e
 
@@ -538,6 +682,7 @@ def _fetch(
     max_redirects: int,
     cancelled: threading.Event,
     allow_private: bool = True,
+    sink: Callable[[bytes], object] | None = None,
 ) -> bytes:
     import httpx  # only URL sources pay for it (keeps CLI start-up fast)
 
@@ -572,7 +717,10 @@ def _fetch(
                             raise _too_large(f"{url} (still downloading)", received, max_bytes)
                         if cancelled.is_set() or time.monotonic() > deadline:
                             raise SourceError(f"fetching {url} took too long")
-                        chunks.append(chunk)
+                        if sink is not None:
+                            sink(chunk)
+                        else:
+                            chunks.append(chunk)
                     return b"".join(chunks)
     except httpx.TimeoutException as e:
         raise SourceError(f"fetching {url} timed out ({type(e).__name__})") from e

@@ -96,20 +96,27 @@ class IndexReport:
 
     indexed: int = 0
     updated: int = 0
+    #: unchanged since the last run (same size and mtime, or same bytes)
     skipped: int = 0
     removed: int = 0
     errors: list[dict[str, str]] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)
+    #: new files not stored because an item with the same bytes exists
+    duplicates: int = 0
+    #: entries that are not images at all, each ``{"source": ..., "reason": ...}``
+    ignored: list[dict[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"indexed": self.indexed, "updated": self.updated, "skipped": self.skipped,
-                "removed": self.removed, "errors": list(self.errors)}
+                "duplicates": self.duplicates, "removed": self.removed,
+                "ignored": list(self.ignored), "errors": list(self.errors)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> IndexReport:
         return cls(indexed=d.get("indexed", 0), updated=d.get("updated", 0),
                    skipped=d.get("skipped", 0), removed=d.get("removed", 0),
-                   errors=list(d.get("errors", [])))
+                   errors=list(d.get("errors", [])), duplicates=d.get("duplicates", 0),
+                   ignored=list(d.get("ignored", [])))
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=N
                   help="imgfind: find images by example image, by text and by metadata.")
 # Piped output keeps whole lines (full paths), a terminal gets tables fitted to its width.
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 4096)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # one error, one line (tests and scripts grep it)
 
 HomeOpt = Annotated[Path | None, typer.Option(
     "--home", envvar="IMGFIND_HOME", help="Library folder (default ~/.imgfind).")]
@@ -61,11 +61,20 @@ class Settings:
     def collection(self, ctx_home: Path | None, name: str | None,
                    model_path: Path | None, *, create: bool = False,
                    model: str | None = None) -> Collection:
+        from ..errors import NotFound
+
         lib = self.library(ctx_home, model_path)
         name = name or self.collection_name
-        if create and name not in {c.name for c in lib.collections()}:
-            return lib.create_collection(name, model=model,
+        existing = [c.name for c in lib.collections()]
+        if create:
+            # exist_ok: an existing collection bound to another --model is a typed error
+            return lib.create_collection(name, model=model, exist_ok=True,
                                          model_path=model_path or self.model_path)
+        if name not in existing:
+            have = ", ".join(repr(n) for n in existing) or "none yet"
+            raise NotFound(f"no collection {name!r} in {lib.home} (collections: {have}); "
+                           "pick one with --collection NAME, or create it with "
+                           "`imgfind index PATH` / `imgfind create NAME`")
         return lib.collection(name)
 
     def close(self) -> None:
@@ -169,7 +178,8 @@ def main() -> None:
     from ..errors import ImgfindError
 
     try:
-        app(args=hoist_global_options(sys.argv[1:]), standalone_mode=False)
+        # without standalone mode, click returns a command's typer.Exit code instead of raising
+        code = app(args=hoist_global_options(sys.argv[1:]), standalone_mode=False)
     except ImgfindError as e:
         err.print(f"error: {e.message}", highlight=False, markup=False)
         sys.exit(EXIT_ERROR)
@@ -190,3 +200,4 @@ def main() -> None:
             e.show()  # type: ignore[attr-defined]
             sys.exit(getattr(e, "exit_code", EXIT_USAGE))
         raise
+    sys.exit(code if isinstance(code, int) else EXIT_OK)

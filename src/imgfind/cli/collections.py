@@ -42,7 +42,8 @@ def collections(ctx: typer.Context, home: HomeOpt = None, as_json: JsonOpt = Fal
 
 
 @app.command()
-def create(ctx: typer.Context, name: Annotated[str, typer.Argument()],
+def create(ctx: typer.Context,
+           name: Annotated[str, typer.Argument(help="Name of the new collection.")],
            model: Annotated[str | None, typer.Option(
                help="Model preset or 'phash' (see `imgfind models`).")] = None,
            ocr: Annotated[bool, typer.Option(
@@ -58,7 +59,8 @@ def create(ctx: typer.Context, name: Annotated[str, typer.Argument()],
 
 
 @app.command()
-def drop(ctx: typer.Context, name: Annotated[str, typer.Argument()],
+def drop(ctx: typer.Context,
+         name: Annotated[str, typer.Argument(help="Collection to delete.")],
          yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
          home: HomeOpt = None) -> None:
     """Delete a collection and everything in it."""
@@ -109,10 +111,15 @@ def models(as_json: JsonOpt = False) -> None:
     """List the model presets (small/fast to large/precise) and what is cached."""
     from dataclasses import asdict, is_dataclass
 
+    from ..embedders.phash import PHashEmbedder
     from ..embedders.registry import DEFAULT_MODEL, list_models
 
     presets = list_models()
     rows = [asdict(p) if is_dataclass(p) else dict(vars(p)) for p in presets]
+    rows.append({"name": PHashEmbedder.name, "dim": PHashEmbedder.dim,
+                 "image_size": PHashEmbedder.image_size, "cached": True,
+                 "notes": "perceptual hash, built in (no download): duplicates and "
+                          "look-alikes only, no text search"})
     if as_json:
         print_json(rows)
         return

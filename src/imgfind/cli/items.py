@@ -53,7 +53,8 @@ def rm(ctx: typer.Context, ids: Annotated[list[str], typer.Argument(help="Item i
         print_json([r.to_dict() for r in results])
     else:
         for r in results:
-            (err if r.error else out).print(r.error or f"deleted {r.id}", highlight=False)
+            (err if r.error else out).print(f"error: {r.error}" if r.error else f"deleted {r.id}",
+                                            highlight=False, markup=False)
     if any(r.error for r in results):
         raise typer.Exit(1)
 

@@ -19,7 +19,7 @@ from .app import (
 def serve(ctx: typer.Context, home: HomeOpt = None, model_path: ModelPathOpt = None,
           host: Annotated[str, typer.Option(help="Interface to bind; 0.0.0.0 exposes it.")]
           = "127.0.0.1",
-          port: Annotated[int, typer.Option()] = 8000,
+          port: Annotated[int, typer.Option(help="TCP port to listen on.")] = 8000,
           api_key: Annotated[str | None, typer.Option(
               envvar="IMGFIND_API_KEY", help="Require this bearer key for writes.")] = None,
           protect_reads: Annotated[bool, typer.Option(
@@ -38,7 +38,31 @@ def serve(ctx: typer.Context, home: HomeOpt = None, model_path: ModelPathOpt = N
     """Run the REST API and the web UI."""
     from ..server import serve as run_server
 
+    _check_port_free(host, port)
     lib = settings(ctx).library(home, model_path)
     run_server(lib, host=host, port=port, api_key=api_key, protect_reads=protect_reads,
                allow_paths=tuple(allow_path or ()), allow_private_urls=allow_private_urls,
                allow_model_download=allow_model_download)
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Fail with one line naming the port before uvicorn logs its own bind error and exits."""
+    import errno
+    import socket
+
+    from ..errors import InvalidInput
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as e:
+        raise InvalidInput(f"cannot bind to host {host!r}: {e.strerror}") from None
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as e:
+            why = "is already in use" if e.errno == errno.EADDRINUSE else f"cannot be bound " \
+                f"({e.strerror})"
+            raise InvalidInput(f"port {port} on {host} {why}; stop the other server or pick "
+                               "another port with --port") from None

@@ -146,7 +146,10 @@ class JobOut(BaseModel):
     indexed: int
     updated: int
     skipped: int
+    duplicates: int = Field(0, description="new files with the bytes of a stored item")
     removed: int
+    ignored: list[dict[str, Any]] = Field([], description="entries that are not images, "
+                                          "each with its reason")
     errors: list[dict[str, Any]]
     error: ErrorDetail | None
     started: str
