@@ -722,12 +722,6 @@ def _check_same_model(info: CollectionInfo, model: str | None) -> None:
             f"use another collection name for {wanted!r} (or re-embed the collection)")
 
 
-def _check_k(k: int) -> int:
-    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= 10_000:
-        raise InvalidInput("k must be an integer from 1 to 10000")
-    return k
-
-
 def _check_ids(ids: Any) -> list[str]:
     if isinstance(ids, (str, bytes)) or not isinstance(ids, Sequence) \
             or not all(isinstance(i, str) for i in ids):
