@@ -127,10 +127,12 @@ class Client:
         return RemoteCollection(self, _info(self.call("GET", f"/collections/{_seg(name)}")))
 
     def create_collection(self, name: str, model: str | None = None, *,
-                          exist_ok: bool = False) -> RemoteCollection:
-        """Create a collection bound to ``model`` (omitted: the server's default model)."""
+                          exist_ok: bool = False, ocr: bool = False) -> RemoteCollection:
+        """Create a collection bound to ``model`` (omitted: the server's default model);
+        ``ocr=True``: the server also reads the text inside its images."""
         try:
-            info = self.call("POST", "/collections", json={"name": name, "model": model})
+            info = self.call("POST", "/collections", json={"name": name, "model": model,
+                                                           "ocr": ocr})
         except AlreadyExists:
             if not exist_ok:
                 raise
@@ -347,6 +349,17 @@ class RemoteCollection(SingleItemCalls):
             q=q, k=query.k, where=query.where, sort=None if sort == "score" else sort))
         return [Hit.from_dict(h) for h in res["hits"]]
 
+    @property
+    def ocr(self) -> bool:
+        """Whether this collection reads the text inside its images."""
+        return self.info.ocr
+
+    def ocr_status(self) -> dict[str, Any]:
+        """``{"enabled", "done", "pending", "with_text"}``, as the library's (the server's
+        background worker does the reading)."""
+        res = self._call("GET", "/ocr")
+        return {k: res[k] for k in ("enabled", "done", "pending", "with_text")}
+
     def duplicates(self, threshold: float = 0.95) -> list[DuplicateGroup]:
         """Groups of exact copies and of near-duplicates (cosine >= threshold)."""
         groups = self._call("GET", "/duplicates", params={"threshold": threshold})["groups"]
@@ -416,7 +429,7 @@ def _seg(value: str) -> str:
 
 def _info(d: dict[str, Any]) -> CollectionInfo:
     return CollectionInfo(name=d["name"], model=d["model"], dim=int(d["dim"]),
-                          created=d.get("created"))
+                          created=d.get("created"), ocr=bool(d.get("ocr", False)))
 
 
 def _params(**kw: Any) -> dict[str, Any]:

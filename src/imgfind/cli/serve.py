@@ -33,7 +33,11 @@ def serve(ctx: typer.Context, home: HomeOpt = None, model_path: ModelPathOpt = N
           allow_model_download: Annotated[bool, typer.Option(
               "--allow-model-download",
               help="Let callers create collections with models this machine must download "
-                   "first (off: 403).")] = False
+                   "first (off: 403).")] = False,
+          ocr_threads: Annotated[int, typer.Option(
+              "--ocr-threads", min=0,
+              help="Threads reading text in OCR collections in the background (0: none).")]
+          = 1
           ) -> None:
     """Run the REST API and the web UI."""
     from ..server import serve as run_server
@@ -42,7 +46,7 @@ def serve(ctx: typer.Context, home: HomeOpt = None, model_path: ModelPathOpt = N
     lib = settings(ctx).library(home, model_path)
     run_server(lib, host=host, port=port, api_key=api_key, protect_reads=protect_reads,
                allow_paths=tuple(allow_path or ()), allow_private_urls=allow_private_urls,
-               allow_model_download=allow_model_download)
+               allow_model_download=allow_model_download, ocr_threads=ocr_threads)
 
 
 def _check_port_free(host: str, port: int) -> None:

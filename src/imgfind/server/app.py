@@ -31,6 +31,7 @@ from .budget import MemoryBudget, MemoryBudgetMiddleware
 from .deps import KEY_COOKIE, reject_unknown_query
 from .errors import BodyLimitMiddleware, install_error_handlers
 from .jobs import JobManager
+from .ocr_worker import OcrWorker
 from .routes import routers
 from .schemas import TAGS
 from .settings import MAX_PAGE, Settings
@@ -45,7 +46,7 @@ def create_app(library: Library, *, api_key: str | None = None, protect_reads: b
                max_upload_bytes: int | None = None, max_request_bytes: int = 256 << 20,
                max_batch: int = 256, max_jobs: int = 2, fetch_timeout: float = 20.0,
                allow_private_urls: bool = False, allow_model_download: bool = False,
-               max_inflight_bytes: int | None = None) -> FastAPI:
+               max_inflight_bytes: int | None = None, ocr_threads: int = 1) -> FastAPI:
     """The FastAPI app serving ``library`` under ``/api``, with docs and the web UI.
 
     ``api_key``: writes need ``Authorization: Bearer <key>``; reads too with
@@ -59,6 +60,8 @@ def create_app(library: Library, *, api_key: str | None = None, protect_reads: b
     ``allow_model_download`` (403 otherwise). ``max_inflight_bytes`` (default: the
     larger of ``max_request_bytes`` and one image request) bounds the request
     bodies held at once across all requests (503 + Retry-After past it).
+    ``ocr_threads``: OCR threads of the background worker that reads the text of new
+    images in OCR collections (0: no worker; ``imgfind ocr`` then does it).
 
     >>> app = create_app(imgfind.open("/tmp/lib"), allow_paths=["/srv/photos"])  # doctest: +SKIP
     >>> uvicorn.run(app, host="127.0.0.1", port=8000)                            # doctest: +SKIP
@@ -75,9 +78,15 @@ def create_app(library: Library, *, api_key: str | None = None, protect_reads: b
         allow_model_download=allow_model_download)
     jobs = JobManager(max_running=max_jobs)
 
+    ocr = OcrWorker(library, threads=ocr_threads) if ocr_threads > 0 else None
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if ocr is not None:
+            ocr.start()
         yield
+        if ocr is not None:
+            await run_in_threadpool(ocr.stop)
         await run_in_threadpool(jobs.shutdown)
 
     # Swagger UI and ReDoc assets come from the fastapi-offline package, not a CDN.
@@ -90,6 +99,7 @@ def create_app(library: Library, *, api_key: str | None = None, protect_reads: b
     app.state.library = library
     app.state.settings = settings
     app.state.jobs = jobs
+    app.state.ocr = ocr
     install_error_handlers(app)
     # The last added runs first: one body over its route's limit is a 413 before it
     # reserves any of the budget shared by all requests.

@@ -35,6 +35,8 @@ class CollectionIn(Strict):
     name: str = Field(description="collection name", examples=["photos"])
     model: str | None = Field(None, description="model name; omitted = the server's "
                                                 "default model (its --model-path)")
+    ocr: bool = Field(False, description="also read the text inside images (in the "
+                                         "background, after embedding)")
 
 
 class IdsIn(Strict):
@@ -95,6 +97,7 @@ class CollectionOut(BaseModel):
     dim: int
     created: str | None = None
     count: int
+    ocr: bool = False
 
 
 class CollectionsOut(BaseModel):

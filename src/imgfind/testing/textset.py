@@ -111,7 +111,7 @@ def render_words(photo: Image.Image, seed: int, n_words: int | None = None,
 
 def _word_patch(w: Word) -> Image.Image:
     font = ImageFont.truetype(w.font, w.size)
-    left, top, right, bottom = font.getbbox(w.text)
+    left, top, right, bottom = (int(v) for v in font.getbbox(w.text))
     pad = max(2, w.size // 6)
     patch = Image.new("RGBA", (right - left + 2 * pad, bottom - top + 2 * pad), (0, 0, 0, 0))
     light = sum(w.colour) > 380

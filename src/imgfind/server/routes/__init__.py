@@ -35,6 +35,7 @@ ROUTERS = (
     "jobs",
     "gallery",
     "review",
+    "ocr",
 )
 
 

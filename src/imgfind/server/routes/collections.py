@@ -20,7 +20,7 @@ router = APIRouter(responses=ERRORS)
 def info(c: Collection) -> dict[str, Any]:
     i = c.info
     return {"name": i.name, "model": i.model, "dim": i.dim, "created": i.created,
-            "count": c.count()}
+            "count": c.count(), "ocr": i.ocr}
 
 
 @router.get("/health", tags=["health"], summary="Liveness, version and request limits")
@@ -46,7 +46,7 @@ def create_collection(body: CollectionIn, library: LibraryDep,
                       settings: SettingsDep) -> dict[str, Any]:
     if body.model is not None:
         _check_model(body.model, settings)
-    return info(library.create_collection(body.name, model=body.model))
+    return info(library.create_collection(body.name, model=body.model, ocr=body.ocr))
 
 
 def _check_model(model: str, settings: Settings) -> None:
