@@ -41,7 +41,7 @@ from .store import MilvusStore
 __all__ = ["MilvusBackend", "MilvusOptions"]
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-_PREFIX_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_PREFIX_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]{0,63})?$")
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,10 @@ __all__ = ["INDEX_KINDS", "ITEM_FIELDS", "IndexSpec", "build_schema", "clean_jso
 TEXT_MAX = 60_000
 _WORD = re.compile(r"[^\W_]+")
 IVF_FROM = 50_000_000
-INDEX_KINDS = ("auto", "HNSW", "IVF_FLAT", "IVF_SQ8", "FLAT")
+# What ``index=`` may name. Milvus Lite builds FLAT, HNSW, IVF_FLAT and IVF_SQ8;
+# IVF_PQ and DISKANN need Milvus Standalone/Distributed, AUTOINDEX Zilliz Cloud.
+INDEX_KINDS = ("auto", "FLAT", "HNSW", "IVF_FLAT", "IVF_SQ8", "IVF_PQ", "DISKANN",
+               "AUTOINDEX")
 # Every field an Item is built from (search and get read these in one call).
 ITEM_FIELDS = ["id", "source", "metadata", "exif", "file", "width", "height", "format",
                "sha256", "taken", "stored", "added", "updated"]
@@ -71,6 +74,8 @@ class IndexSpec:
         kind = self.resolved()
         if kind == "HNSW":
             return {"M": self.m, "efConstruction": self.ef_construction}
+        if kind == "IVF_PQ":
+            return {"nlist": self.lists(), "m": 64, "nbits": 8}
         if kind.startswith("IVF"):
             return {"nlist": self.lists()}
         return {}
@@ -81,6 +86,8 @@ class IndexSpec:
             return {"ef": max(64, 2 * k)}
         if kind.startswith("IVF"):
             return {"nprobe": max(8, self.lists() // 16)}
+        if kind == "DISKANN":
+            return {"search_list": max(100, 2 * k)}
         return {}
 
     def to_dict(self) -> dict[str, Any]:
