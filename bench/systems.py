@@ -410,8 +410,15 @@ class Milvus(System):
         self.client.close()
 
 
-SYSTEMS: dict[str, type[System]] = {
-    s.name: s for s in (Imgfind, FaissFlat, FaissHNSW, Lance, Chroma, Milvus)}
+def _systems() -> dict[str, type[System]]:
+    from .systems_milvus import ImgfindMilvus, MilvusLiteJSON
+
+    return {s.name: s for s in (Imgfind, FaissFlat, FaissHNSW, Lance, Chroma, Milvus,
+                                ImgfindMilvus, MilvusLiteJSON)}
+
+
+SYSTEMS: dict[str, type[System]] = _systems()
 #: import probe per system, to report a peer as unavailable (with the reason) before running it
 REQUIRES = {"imgfind": "imgfind.stores", "faiss-flat": "faiss", "faiss-hnsw32": "faiss",
-            "lancedb": "lancedb", "chroma": "chromadb", "milvus-lite": "pymilvus"}
+            "lancedb": "lancedb", "chroma": "chromadb", "milvus-lite": "pymilvus",
+            "imgfind-milvus": "pymilvus", "milvus-lite-json": "pymilvus"}

@@ -58,6 +58,8 @@ class IndexSpec:
     m: int = 16
     ef_construction: int = 200
     nlist: int | None = None
+    nprobe: int | None = None     # IVF lists searched (None: nlist / 16, at least 8)
+    ef: int | None = None         # HNSW search breadth (None: max(64, 2k))
 
     def resolved(self) -> str:
         if self.kind not in INDEX_KINDS:
@@ -83,9 +85,9 @@ class IndexSpec:
     def search_params(self, k: int) -> dict[str, Any]:
         kind = self.resolved()
         if kind == "HNSW":
-            return {"ef": max(64, 2 * k)}
+            return {"ef": max(self.ef or 64, 2 * k)}
         if kind.startswith("IVF"):
-            return {"nprobe": max(8, self.lists() // 16)}
+            return {"nprobe": self.nprobe or max(8, self.lists() // 16)}
         if kind == "DISKANN":
             return {"search_list": max(100, 2 * k)}
         return {}
