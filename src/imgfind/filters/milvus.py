@@ -7,13 +7,20 @@ comparison on a nullable field is guarded by ``F is not null`` so it is true
 or false, never unknown, and ``not (...)`` then matches items that lack the
 field, as the tree's semantics require.
 
-What Milvus cannot express as imgfind means it (documented in docs/scale-out.md):
+Where Milvus Lite cannot say exactly what imgfind means, the expression is a
+*superset* and the plan is marked inexact; the store then keeps only the rows
+:func:`imgfind.filters.evaluate.matches` accepts (documented in
+docs/scale-out.md):
 
-* Milvus compares JSON ``true``/``false`` equal to ``1``/``0``, so on a JSON
-  key holding both booleans and the numbers 0 or 1 they match each other;
-* ``$contains`` on a JSON field with ``%``, ``_`` or ``\\`` in the value raises
-  :class:`~imgfind.errors.UnsupportedFilter` (Milvus' LIKE cannot escape
-  them inside JSON), as does a string holding control characters.
+* Milvus Lite compares JSON ``true``/``false`` equal to ``1``/``0``: a JSON
+  condition on a boolean, or on a number range holding 0 or 1, is inexact;
+* Milvus Lite cannot escape LIKE wildcards inside JSON: ``$contains`` with
+  ``%``, ``_`` or ``\\`` in the value is inexact.
+
+Inexact conditions are loosened by polarity: under an even number of negations
+a condition becomes its looser form, under an odd number it becomes "false",
+so the whole expression always selects a superset of the true matches. A
+string holding control characters raises :class:`~imgfind.errors.UnsupportedFilter`.
 
 >>> compile_milvus({"breed": "lab"})
 '(metadata["breed"] is not null and metadata["breed"] == "lab")'
@@ -24,13 +31,14 @@ What Milvus cannot express as imgfind means it (documented in docs/scale-out.md)
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import UnsupportedFilter
 from .compiler import Compiler
 from .tree import And, Compare, Field, Node, Not, Or, parse
 
-__all__ = ["MilvusCompiler", "compile_milvus"]
+__all__ = ["MilvusCompiler", "MilvusPlan", "compile_milvus", "plan_milvus"]
 
 TRUE, FALSE = "__true__", "__false__"
 _NEVER = 'id == "" and id != ""'
@@ -38,15 +46,45 @@ _NOT_NULL = {"id", "source", "added", "updated", "stored"}   # non-nullable Milv
 _CMP = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 
 
-def compile_milvus(where: dict | Node | None) -> str:
-    """A filter (dict or parsed tree) as a Milvus expression; "" matches everything.
+@dataclass(frozen=True)
+class MilvusPlan:
+    """``expr`` for Milvus ("" = everything); when not ``exact`` it selects a superset
+    and rows must also pass ``matches(node, row)``."""
+
+    expr: str
+    node: Node
+    exact: bool
+
+
+def plan_milvus(where: dict | Node | None) -> MilvusPlan:
+    """Parse (unless already a tree) and compile a filter for Milvus.
 
     Raises :class:`~imgfind.errors.InvalidFilter` for a bad filter and
     :class:`~imgfind.errors.UnsupportedFilter` for one Milvus cannot express.
     """
     node = where if isinstance(where, (And, Or, Not, Compare)) else parse(where)
-    expr = MilvusCompiler().compile(node)
-    return "" if expr == TRUE else _NEVER if expr == FALSE else expr
+    c = MilvusCompiler()
+    expr = c.compile(node)
+    return MilvusPlan("" if expr == TRUE else _NEVER if expr == FALSE else expr, node,
+                      c.exact)
+
+
+def compile_milvus(where: dict | Node | None) -> str:
+    """The Milvus expression of a filter ("" matches everything); see :func:`plan_milvus`."""
+    return plan_milvus(where).expr
+
+
+def _boolish(v: Any) -> bool:
+    """A value Milvus Lite confuses across JSON booleans and numbers."""
+    return isinstance(v, bool) or (isinstance(v, (int, float)) and v in (0, 1))
+
+
+def _range_has_bool(op: str, v: Any) -> bool:
+    if isinstance(v, str):
+        return False
+    lo = {"$gt": v < 1, "$gte": v <= 1}
+    hi = {"$lt": v > 0, "$lte": v >= 0}
+    return lo.get(op, False) or hi.get(op, False)
 
 
 def _ref(f: Field) -> str:
@@ -89,6 +127,17 @@ def _not(expr: str) -> str:
 class MilvusCompiler(Compiler[str]):
     backend = "milvus"
 
+    def __init__(self) -> None:
+        self.exact = True
+        self._neg = False      # inside an odd number of negations
+
+    def _leaf(self, loose: str, inexact: bool, negated: bool = False) -> str:
+        """A condition, or for an inexact one its superset-keeping stand-in."""
+        if not inexact:
+            return loose
+        self.exact = False
+        return FALSE if self._neg != negated else loose
+
     def visit_and(self, node: And) -> str:
         return _and([self.compile(c) for c in node.children])
 
@@ -96,7 +145,11 @@ class MilvusCompiler(Compiler[str]):
         return _or([self.compile(c) for c in node.children])
 
     def visit_not(self, node: Not) -> str:
-        return _not(self.compile(node.child))
+        self._neg = not self._neg
+        try:
+            return _not(self.compile(node.child))
+        finally:
+            self._neg = not self._neg
 
     def visit_compare(self, node: Compare) -> str:
         f, op, v = node.field, node.op, node.value
@@ -104,14 +157,16 @@ class MilvusCompiler(Compiler[str]):
             raise UnsupportedFilter(
                 f"the {self.backend} store keeps no OCR text, so it cannot filter on 'ocr'; "
                 "use a collection in the sqlite store for OCR", op, self.backend)
-        if op == "$eq":
-            return self._eq(f, v)
-        if op == "$ne":
-            return _not(self._eq(f, v))
+        json_ = f.kind == "json"
+        if op in ("$eq", "$ne"):
+            expr = self._leaf(self._eq(f, v), json_ and _boolish(v), negated=op == "$ne")
+            return expr if op == "$eq" else _not(expr)
         if op in _CMP:
-            return _guard(f, f"{_ref(f)} {_CMP[op]} {self._lit(v, op)}")
+            return self._leaf(_guard(f, f"{_ref(f)} {_CMP[op]} {self._lit(v, op)}"),
+                              json_ and _range_has_bool(op, v))
         if op in ("$in", "$nin"):
-            expr = self._in(f, v)
+            expr = self._leaf(self._in(f, v), json_ and any(_boolish(x) for x in v),
+                              negated=op == "$nin")
             return expr if op == "$in" else _not(expr)
         if op == "$exists":
             if not _nullable(f):
@@ -152,12 +207,11 @@ class MilvusCompiler(Compiler[str]):
             pattern = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             return _guard(f, f"{ref} like {self._lit('%' + pattern + '%', '$contains')}")
         if not isinstance(value, str):
-            return _guard(f, f"json_contains({ref}, {self._lit(value, '$contains')})")
-        if any(c in value for c in "%_\\"):
-            raise UnsupportedFilter(
-                f"the {self.backend} store cannot express $contains on {f.key!r} with '%', "
-                "'_' or '\\' in the value (LIKE cannot escape them inside JSON fields); "
-                "use $eq or $in", "$contains", self.backend)
+            return self._leaf(
+                _guard(f, f"json_contains({ref}, {self._lit(value, '$contains')})"),
+                _boolish(value))
         lit = self._lit(value, "$contains")
-        like = self._lit("%" + value + "%", "$contains")
-        return _guard(f, f"(json_contains({ref}, {lit}) or {ref} like {like})")
+        # Wildcards stay wildcards (a superset); a backslash becomes '_' (any character).
+        like = self._lit("%" + value.replace("\\", "_") + "%", "$contains")
+        return self._leaf(_guard(f, f"(json_contains({ref}, {lit}) or {ref} like {like})"),
+                          any(c in value for c in "%_\\"))

@@ -17,6 +17,7 @@ a search followed by ``get`` of its hits costs one round trip.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -24,11 +25,12 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import InvalidInput, NotFound, StoreError
-from ...filters.milvus import compile_milvus
+from ...errors import InvalidInput, ModelMismatch, NotFound, StoreError
+from ...filters.evaluate import matches
+from ...filters.milvus import MilvusPlan, plan_milvus
 from ...types import Item
 from ..base import CollectionInfo, Record, SourceState
-from . import schema
+from . import health, schema
 from .blobs import BlobStore
 from .schema import and_ as _and
 from .schema import check_k as _check_k
@@ -39,6 +41,7 @@ __all__ = ["MilvusStore"]
 
 _BATCH = 500          # rows per upsert / ids per "in [...]" list
 _ITER = 4096          # rows per page when scanning
+_MAX_LIMIT = 16384    # Milvus' largest search limit
 
 
 class MilvusStore:
@@ -52,7 +55,7 @@ class MilvusStore:
         self.info = info
         self.index = index
         self.blobs = blobs
-        self._describe = describe
+        self.describe = describe
         self._recent = threading.local()
         self.closed = False
 
@@ -225,8 +228,19 @@ class MilvusStore:
     def thumbnail(self, id: str) -> bytes | None:
         return self._blob(id, "thumb")
 
+    def _matching(self, plan: MilvusPlan, fields: list[str]) -> Iterable[dict]:
+        """Every row the filter selects (checked in Python where Milvus is loose)."""
+        extra = [] if plan.exact else schema.ITEM_FIELDS
+        for page in self._scan(plan.expr, [*fields, *extra]):
+            for r in page:
+                if plan.exact or matches(plan.node, r):
+                    yield r
+
     def count(self, where: dict | None = None) -> int:
-        rows = self._query(compile_milvus(where), ["count(*)"])
+        plan = plan_milvus(where)
+        if not plan.exact:
+            return sum(1 for _ in self._matching(plan, []))
+        rows = self._query(plan.expr, ["count(*)"])
         return int(rows[0]["count(*)"]) if rows else 0
 
     def ids(self, where: dict | None = None, limit: int | None = None,
@@ -239,7 +253,7 @@ class MilvusStore:
         if sort not in (None, "taken", "-taken", "added", "-added"):
             raise InvalidInput("sort must be one of taken, -taken, added, -added")
         fields = ["ord"] if sort is None else ["ord", "taken", "added"]
-        rows = [r for page in self._scan(compile_milvus(where), fields) for r in page]
+        rows = list(self._matching(plan_milvus(where), fields))
         rows.sort(key=lambda r: r["ord"])
         if sort is not None:
             def date(r: dict[str, Any]) -> str:
@@ -297,7 +311,6 @@ class MilvusStore:
                exclude: Sequence[str] = ()) -> list[list[tuple[str, float]]]:
         """Nearest items by cosine per query row, best first; hits' fields come back in the
         same call (kept for the next ``get`` on this thread)."""
-        from ...errors import ModelMismatch
         q = np.asarray(queries, dtype=np.float32)
         if q.ndim == 1:
             q = q.reshape(1, -1)
@@ -310,9 +323,11 @@ class MilvusStore:
         k = _check_k(k)
         if k == 0 or len(q) == 0:
             return [[] for _ in range(len(q))]
-        expr = _and(compile_milvus(where),
-                    f"not (id in {_q(list(dict.fromkeys(exclude)))})" if exclude else "")
-        res = self._ann(q, k, expr, self.index.search_params(k))
+        plan = plan_milvus(where)
+        if exclude:
+            plan = dataclasses.replace(plan, expr=_and(
+                plan.expr, f"not (id in {_q(list(dict.fromkeys(exclude)))})"))
+        res = self._ann(q, k, plan, self.index.search_params(k))
         if where is not None and any(len(r) < k for r in res):
             # An approximate index may stop short under a selective filter: when more
             # items match than it returned, search again exploring as far as needed.
@@ -323,27 +338,40 @@ class MilvusStore:
                     params["ef"] = max(params["ef"], n)
                 if "nprobe" in params:
                     params["nprobe"] = self.index.lists()
-                res = self._ann(q, k, expr, params)
+                res = self._ann(q, k, plan, params)
         return res
 
-    def _ann(self, q: np.ndarray, k: int, expr: str,
+    def _ann(self, q: np.ndarray, k: int, plan: MilvusPlan,
              params: dict[str, Any]) -> list[list[tuple[str, float]]]:
-        raw = self._call("search", self.client.search, data=q.tolist(), anns_field="vector",
-                         limit=min(k, 16384), filter=expr, output_fields=schema.ITEM_FIELDS,
-                         search_params={"metric_type": "IP", "params": params},
-                         consistency_level="Strong")
         recent: dict[str, Item] = {}
         out = []
-        for hits in raw:
-            row = []
+        for hits in self._hits("vector", q.tolist(), k, plan,
+                               {"metric_type": "IP", "params": params}):
             for h in hits:
-                ent = h["entity"]
-                ent.setdefault("id", h["id"])
-                recent[h["id"]] = schema.item_from_row(ent)
-                row.append((h["id"], float(h["distance"])))
-            out.append(row)
+                recent[h["id"]] = schema.item_from_row(h["entity"])
+            out.append([(h["id"], float(h["distance"])) for h in hits])
         self._recent.items = recent
         return out
+
+    def _hits(self, field: str, data: list, k: int, plan: MilvusPlan,
+              params: dict[str, Any]) -> list[list[dict]]:
+        """Search hits with their fields; where the plan is loose, over-fetch and keep the
+        rows the filter accepts, widening until k are found or Milvus has no more."""
+        limit = k if plan.exact else min(_MAX_LIMIT, max(4 * k, 64))
+        while True:
+            raw = self._call("search", self.client.search, data=data, anns_field=field,
+                             limit=limit, filter=plan.expr, output_fields=schema.ITEM_FIELDS,
+                             search_params=params, consistency_level="Strong")
+            out = []
+            for hits in raw:
+                for h in hits:
+                    h["entity"].setdefault("id", h["id"])
+                out.append([h for h in hits if plan.exact or matches(plan.node, h["entity"])
+                            ][:k])
+            short = any(len(o) < k and len(r) == limit for o, r in zip(out, raw))
+            if plan.exact or not short or limit >= _MAX_LIMIT:
+                return out
+            limit = min(_MAX_LIMIT, limit * 4)
 
     def text_search(self, query: str, k: int = 10,
                     where: dict | None = None) -> list[tuple[str, float]]:
@@ -359,64 +387,32 @@ class MilvusStore:
             return []
         # Words hold letters and digits only: nothing to escape in the LIKE pattern.
         likes = [f"text like {schema_lit('%' + w + '%')}" for w in words]
-        expr = _and(compile_milvus(where), *likes)
-        raw = self._call("search", self.client.search, data=[" ".join(words)],
-                         anns_field="sparse", limit=k, filter=expr, output_fields=["id"],
-                         search_params={"metric_type": "BM25"}, consistency_level="Strong")
-        out = [(h["id"], abs(float(h["distance"]))) for h in raw[0]]
+        plan = plan_milvus(where)
+        plan = dataclasses.replace(plan, expr=_and(plan.expr, *likes))
+        hits = self._hits("sparse", [" ".join(words)], k, plan,
+                          {"metric_type": "BM25"})[0]
+        out = [(h["id"], abs(float(h["distance"]))) for h in hits]
         if len(out) < k:
             seen = {i for i, _ in out}
-            for r in self._query(expr, ["id"], limit=k + len(seen)):
-                if r["id"] not in seen and len(out) < k:
+            for r in self._matching(plan, []):
+                if len(out) >= k:
+                    break
+                if r["id"] not in seen:
                     out.append((r["id"], 0.0))
         return out
 
     # ------------------------------------------------------------------ health
     def index_info(self) -> dict[str, Any]:
         """The vector index in brief: {"kind", "size", "backend": "milvus", "milvus": {...}}."""
-        return {"kind": self.index.resolved(), "size": self.count(), "backend": "milvus",
-                "milvus": {"collection": self.cname, **self.index.to_dict(),
-                           "consistency": "Strong", "blobs": self.blobs.url,
-                           **self._describe}}
+        return health.index_info(self)
 
     def check(self) -> dict[str, Any]:
-        """Health: every row readable with a unit vector, every blob it names present."""
-        problems: list[str] = []
-        items = 0
-        missing = 0
-        for page in self._scan("", ["thumb", "orig"]):
-            items += len(page)
-            for r in page:
-                for key in (r.get("thumb"), r.get("orig")):
-                    if key and not self.blobs.exists(key):
-                        missing += 1
-        if missing:
-            problems.append(f"{missing} blobs named by rows are missing from "
-                            f"{self.blobs.url}")
-        count = self.count()
-        if count != items:
-            problems.append(f"count(*) says {count} items but a scan read {items}")
-        index = self.index_info() | {"in_step": True}
-        return {"ok": not problems, "items": items, "vectors": items, "index": index,
-                "problems": problems}
+        """Health: every row readable, every blob it names present (see :mod:`.health`)."""
+        return health.check(self)
 
     def rebuild(self) -> dict[str, Any]:
         """Milvus maintains its indexes itself: rebuild re-creates the vector index."""
-        t0 = time.perf_counter()
-        c = self.client
-        self._call("release", c.release_collection)
-        self._call("drop index", c.drop_index, index_name="vector")
-        self._call("create index", c.create_index, self._vector_index_params())
-        self._call("load", c.load_collection)
-        n = self.count()
-        return {"items": n, "fts": n, "index": self.index.to_dict(),
-                "seconds": round(time.perf_counter() - t0, 3)}
-
-    def _vector_index_params(self) -> Any:
-        p = self.client.prepare_index_params()
-        p.add_index("vector", index_type=self.index.resolved(), metric_type="IP",
-                    params=self.index.build_params())
-        return p
+        return health.rebuild(self)
 
     def close(self) -> None:
         self.closed = True
