@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from imgfind.stores import Backend, CollectionInfo, CollectionStore, StoreOptions, open_backend
+from tests.milvus_util import milvus_server, needs_milvus
 
 from .helpers import DIM
 
@@ -36,8 +37,34 @@ def sqlite(request: pytest.FixtureRequest, folder: Path) -> Iterator[Backend]:
     b.close()
 
 
+@contextmanager
+def milvus_lite_file(request: pytest.FixtureRequest, folder: Path) -> Iterator[Backend]:
+    """Milvus Lite embedded in this process, through the store URI."""
+    b = open_backend(folder, store=f"milvus://{folder}/m.db")
+    yield b
+    b.close()
+
+
+@pytest.fixture(scope="session")
+def milvus_server_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    with milvus_server(tmp_path_factory.mktemp("milvus-server")) as port:
+        yield port
+
+
+@contextmanager
+def milvus_lite_server(request: pytest.FixtureRequest, folder: Path) -> Iterator[Backend]:
+    """A Milvus Lite gRPC server (python -m imgfind.testing milvus-server): the network
+    client path of a Milvus cluster."""
+    port = request.getfixturevalue("milvus_server_port")
+    b = open_backend(folder, store=f"milvus://127.0.0.1:{port}")
+    yield b
+    b.close()
+
+
 BACKENDS: list = [
     pytest.param(sqlite, id="sqlite"),
+    pytest.param(milvus_lite_file, id="milvus-lite-file", marks=needs_milvus),
+    pytest.param(milvus_lite_server, id="milvus-lite-server", marks=needs_milvus),
 ]
 
 _names = itertools.count()

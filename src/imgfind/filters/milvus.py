@@ -15,12 +15,13 @@ docs/scale-out.md):
 * Milvus Lite compares JSON ``true``/``false`` equal to ``1``/``0``: a JSON
   condition on a boolean, or on a number range holding 0 or 1, is inexact;
 * Milvus Lite cannot escape LIKE wildcards inside JSON: ``$contains`` with
-  ``%``, ``_`` or ``\\`` in the value is inexact.
+  ``%``, ``_`` or ``\\`` in the value is inexact;
+* string literals have no escape for control characters: a condition on such
+  a string is left entirely to the Python check.
 
 Inexact conditions are loosened by polarity: under an even number of negations
 a condition becomes its looser form, under an odd number it becomes "false",
-so the whole expression always selects a superset of the true matches. A
-string holding control characters raises :class:`~imgfind.errors.UnsupportedFilter`.
+so the whole expression always selects a superset of the true matches.
 
 >>> compile_milvus({"breed": "lab"})
 '(metadata["breed"] is not null and metadata["breed"] == "lab")'
@@ -60,7 +61,8 @@ def plan_milvus(where: dict | Node | None) -> MilvusPlan:
     """Parse (unless already a tree) and compile a filter for Milvus.
 
     Raises :class:`~imgfind.errors.InvalidFilter` for a bad filter and
-    :class:`~imgfind.errors.UnsupportedFilter` for one Milvus cannot express.
+    :class:`~imgfind.errors.UnsupportedFilter` for the ``ocr`` key (no OCR text in this
+    store); every operator compiles (exactly, or as a superset the store narrows).
     """
     node = where if isinstance(where, (And, Or, Not, Compare)) else parse(where)
     c = MilvusCompiler()
@@ -157,6 +159,11 @@ class MilvusCompiler(Compiler[str]):
             raise UnsupportedFilter(
                 f"the {self.backend} store keeps no OCR text, so it cannot filter on 'ocr'; "
                 "use a collection in the sqlite store for OCR", op, self.backend)
+        if any(isinstance(x, str) and any(ord(c) < 0x20 for c in x)
+               for x in (v if isinstance(v, tuple) else (v,))):
+            # No portable escape for control characters in Milvus string literals: leave
+            # this condition to the Python check.
+            return self._leaf(TRUE, True, negated=op in ("$ne", "$nin"))
         json_ = f.kind == "json"
         if op in ("$eq", "$ne"):
             expr = self._leaf(self._eq(f, v), json_ and _boolish(v), negated=op == "$ne")
@@ -179,9 +186,6 @@ class MilvusCompiler(Compiler[str]):
             return "true" if value else "false"
         if isinstance(value, (int, float)):
             return repr(value)
-        if any(ord(c) < 0x20 for c in value):
-            raise UnsupportedFilter(f"the {self.backend} store cannot express {op} with a "
-                                    "string holding control characters", op, self.backend)
         return json.dumps(value, ensure_ascii=False)
 
     def _eq(self, f: Field, value: Any) -> str:

@@ -1,8 +1,9 @@
 """check / index_info / rebuild of a Milvus collection, in the stores' common shape.
 
-``check()`` and ``index_info()`` return what every store returns (``ok``,
-``items``, ``index`` with ``kind`` and ``size``, ``problems``); Milvus details
-sit under ``index["milvus"]``.
+``check()``, ``index_info()`` and ``rebuild()`` return the shape every store
+returns (see :mod:`imgfind.stores.base`); Milvus' own facts (collection,
+index parameters, consistency level, blob store, shards/replicas) sit under
+``details``.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ __all__ = ["check", "index_info", "rebuild"]
 
 
 def index_info(store: MilvusStore) -> dict[str, Any]:
-    return {"kind": store.index.resolved(), "size": store.count(), "backend": "milvus",
-            "milvus": {"collection": store.cname, **store.index.to_dict(),
-                       "consistency": "Strong", "blobs": store.blobs.url, **store.describe}}
+    return {"backend": "milvus", "kind": store.index.resolved(), "size": store.count(),
+            "details": {"collection": store.cname, **store.index.to_dict(),
+                        "consistency": "Strong", "blobs": store.blobs.url, **store.describe}}
 
 
 def check(store: MilvusStore) -> dict[str, Any]:
@@ -38,8 +39,10 @@ def check(store: MilvusStore) -> dict[str, Any]:
     count = store.count()
     if count != items:
         problems.append(f"count(*) says {count} items but a scan read {items}")
-    return {"ok": not problems, "items": items, "vectors": items,
-            "index": index_info(store) | {"in_step": True}, "problems": problems}
+    info = index_info(store)
+    return {"ok": not problems, "items": items, "backend": "milvus",
+            "index": info | {"in_step": info["size"] == items}, "problems": problems,
+            "details": {"blobs_missing": missing, "blobs": store.blobs.url}}
 
 
 def rebuild(store: MilvusStore) -> dict[str, Any]:
@@ -53,6 +56,7 @@ def rebuild(store: MilvusStore) -> dict[str, Any]:
                 params=store.index.build_params())
     store._call("create index", c.create_index, p)
     store._call("load", c.load_collection)
-    n = store.count()
-    return {"items": n, "fts": n, "index": store.index.to_dict(),
-            "seconds": round(time.perf_counter() - t0, 3)}
+    info = index_info(store)
+    return {"items": info["size"], "backend": "milvus", "index": info,
+            "seconds": round(time.perf_counter() - t0, 3),
+            "details": {"rebuilt": "vector index (Milvus maintains BM25 and scalars itself)"}}

@@ -20,6 +20,7 @@ import json
 import math
 import operator
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -228,8 +229,15 @@ def text_of(source: str, metadata: dict[str, Any], exif: dict[str, Any],
 
 
 def words_of(text: str) -> list[str]:
-    """Lower-cased words (letters and digits) of ``text``."""
-    return _WORD.findall(text.lower())
+    """Lower-cased words (letters and digits) of ``text``, accents removed (as SQLite's
+    ``remove_diacritics``), so ``creme`` finds ``crème``.
+
+    >>> words_of("Crème_brûlée.JPG")
+    ['creme', 'brulee', 'jpg']
+    """
+    plain = "".join(c for c in unicodedata.normalize("NFKD", text.lower())
+                    if not unicodedata.combining(c))
+    return _WORD.findall(plain)
 
 
 def normalize(v: np.ndarray, what: str) -> np.ndarray:

@@ -301,10 +301,20 @@ class MilvusStore:
         return out
 
     def all_vectors(self, batch: int = 65536) -> Iterable[tuple[list[str], np.ndarray]]:
-        """Every (ids, vectors), a page at a time."""
+        """Every (ids, vectors), ``batch`` at a time."""
+        if batch < 1:
+            raise InvalidInput(f"batch must be positive, got {batch!r}")
+        ids: list[str] = []
+        vecs: list[Any] = []
         for page in self._scan("", ["vector"]):
-            yield ([r["id"] for r in page],
-                   np.asarray([r["vector"] for r in page], dtype=np.float32))
+            for r in page:
+                ids.append(r["id"])
+                vecs.append(r["vector"])
+                if len(ids) == batch:
+                    yield ids, np.asarray(vecs, dtype=np.float32)
+                    ids, vecs = [], []
+        if ids:
+            yield ids, np.asarray(vecs, dtype=np.float32)
 
     # ------------------------------------------------------------------ search
     def search(self, queries: np.ndarray, k: int, where: dict | None = None,
