@@ -163,7 +163,9 @@ class MilvusCompiler(Compiler[str]):
                for x in (v if isinstance(v, tuple) else (v,))):
             # No portable escape for control characters in Milvus string literals: leave
             # this condition to the Python check.
-            return self._leaf(TRUE, True, negated=op in ("$ne", "$nin"))
+            negated = op in ("$ne", "$nin")
+            expr = self._leaf(TRUE, True, negated=negated)
+            return _not(expr) if negated else expr
         json_ = f.kind == "json"
         if op in ("$eq", "$ne"):
             expr = self._leaf(self._eq(f, v), json_ and _boolish(v), negated=op == "$ne")
