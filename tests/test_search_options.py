@@ -8,6 +8,7 @@ expectations; the cross test demands the same hits both ways.
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import time
 from pathlib import Path
@@ -296,3 +297,25 @@ def test_library_and_client_agree(shared, kwargs) -> None:
     qs = [Query.build("zebra", **kwargs), Query.build("a dog", **kwargs)]
     assert [ids(x) for x in shared["library"].run(qs)] == \
         [ids(x) for x in shared["client"].search_batch(qs)]
+
+
+def test_rest_multipart_search_takes_the_options_as_form_fields(env, shared) -> None:
+    import httpx
+
+    local = shared["library"]
+    photo = sorted(env["photos"].glob("*.jpg"))[4]
+    some = local.items(limit=1, offset=2)[0].id
+    expect = local.search(photo, k=5, negative=[{"like": some}], min_score=-1.0,
+                          sort="-added")
+    r = httpx.post(f"{env['client'].url}/api/collections/{local.name}/search",
+                   files={"file": photo.read_bytes()},
+                   data={"k": "5", "negative": json.dumps([{"like": some}]),
+                         "min_score": "-1", "sort": "-added"})
+    assert r.status_code == 200, r.text
+    assert [h["id"] for h in r.json()["hits"]] == ids(expect)
+    bad = httpx.post(f"{env['client'].url}/api/collections/{local.name}/search",
+                     files={"file": photo.read_bytes()}, data={"min_score": "high"})
+    assert bad.status_code == 400 and "min_score" in bad.text
+    typo = httpx.post(f"{env['client'].url}/api/collections/{local.name}/search",
+                      json={"text": "a dog", "positive": [{"text": "x", "wieght": 2}]})
+    assert typo.status_code == 422 and "wieght" in typo.text

@@ -36,6 +36,7 @@ def run_queries(col: Collection, queries: list[Query]) -> list[list[Hit]]:
     plain = [i for i, q in enumerate(queries)
              if q.mode == "vector" and not q.liked and q.where == queries[0].where
              and q.k == queries[0].k]
+    done = set(plain)
     if plain:
         # the common case (a batch of plain queries): one store call for all
         found = col.store.search(np.stack([vectors[i] for i in plain]), queries[0].k,
@@ -43,7 +44,7 @@ def run_queries(col: Collection, queries: list[Query]) -> list[list[Hit]]:
         for i, hits in zip(plain, found):
             ranked[i] = hits
     for i, q in enumerate(queries):
-        if i in plain:
+        if i in done:
             continue
         if q.mode == "vector":
             ranked[i] = col.store.search(vectors[i][None, :], q.k, q.where,
