@@ -245,3 +245,41 @@ def test_cli_watch_bad_folder_exits_1(tmp_path, tiny_model_dir):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     assert "cannot watch" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_serve_watch_indexes_into_the_served_collection(tmp_path, folder, tiny_model_dir):
+    import socket
+    import subprocess
+
+    import imgfind
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data = small_jpegs(3)
+    (folder / "before.jpg").write_bytes(data[0])      # there before the server starts
+    proc = subprocess.Popen(
+        ["imgfind", "--home", str(tmp_path / "home"), "-c", "inbox", "serve", "--port",
+         str(port), "--model-path", str(tiny_model_dir), "--watch", str(folder)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        def count() -> int:
+            try:
+                with imgfind.Client(url) as client:
+                    return client.collection("inbox").count()
+            except imgfind.errors.ImgfindError:    # not up yet, or no collection yet
+                assert proc.poll() is None
+                return -1
+
+        wait_for(lambda: count() == 1, 90, "start-up catch-up")
+        (folder / "new.jpg").write_bytes(data[1])
+        wait_for(lambda: count() == 2, 30, "the new file through the server")
+        (folder / "before.jpg").unlink()
+        wait_for(lambda: count() == 1, 30, "the deletion through the server")
+    finally:
+        proc.terminate()
+        out = proc.communicate(timeout=30)[0]
+    # uvicorn re-raises SIGTERM once it has shut down cleanly
+    assert proc.returncode in (0, -15), out
+    assert b"Application shutdown complete" in out

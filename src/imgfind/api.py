@@ -18,7 +18,7 @@ import inspect
 import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -43,7 +43,7 @@ from .query import ListSort, Mode, Query, Sort, check_sort, text_example
 from .search import run_queries
 from .stores import open_backend
 from .stores.base import CollectionInfo, CollectionStore, Record
-from .types import DuplicateGroup, Hit, IndexReport, Item, Result
+from .types import DuplicateGroup, Hit, IndexReport, Item, ReembedReport, Result
 
 if TYPE_CHECKING:  # the pipeline is imported on first write: searches start faster
     from . import indexer
@@ -318,8 +318,8 @@ class Collection(SingleItemCalls):
     @property
     def embedder(self) -> Embedder:
         """The collection's model, loaded on first use (reads need none)."""
-        if self._embedder is None:
-            info = self.info
+        if self._embedder is None or self._embedder.name != self.info.model:
+            info = self.info      # (a re-embed may have switched the model since)
             model, path = self._model_source()
             emb = self.library.embedder(model, path, dim=info.dim)
             if emb.name != info.model or emb.dim != info.dim:
@@ -570,7 +570,14 @@ class Collection(SingleItemCalls):
 
     def run(self, queries: Sequence[Query]) -> list[list[Hit]]:
         """Answer validated queries (see :mod:`imgfind.query`); one list of hits each."""
-        return run_queries(self, list(queries))
+        model = self.model
+        try:
+            return run_queries(self, list(queries))
+        except ModelMismatch:
+            if self.model == model:
+                raise
+            # A re-embed switched the model while the queries were embedded: once more.
+            return run_queries(self, list(queries))
 
     def duplicates(self, threshold: float = 0.95) -> list[DuplicateGroup]:
         """Groups of exact copies (same bytes) and of near-duplicates (cosine >= threshold).
@@ -611,6 +618,46 @@ class Collection(SingleItemCalls):
     def rebuild(self) -> dict[str, Any]:
         """Rebuild the derived indexes (vectors, full text) from the stored rows."""
         return self.store.rebuild()
+
+    def reembed(self, model: str | None = None, *, model_path: str | Path | None = None,
+                batch_size: int = 32, workers: int | None = None,
+                progress: indexer.ProgressCallback | None = None,
+                cancel: threading.Event | None = None,
+                delete_unreadable: bool = False) -> ReembedReport:
+        """Switch the collection to another model without downtime (see :mod:`imgfind.reembed`).
+
+        New vectors are built beside the old ones while searches keep using the
+        old model, then one transaction switches. Resumes after an interruption.
+
+        >>> col.reembed(model_path="models/bigger-clip")                # doctest: +SKIP
+        ReembedReport(model='bigger-clip', dim=768, switched=True, ...)
+        """
+        from .reembed import reembed
+
+        path = str(Path(model_path).expanduser().resolve()) if model_path else None
+        if model is None and path is None:
+            raise InvalidInput("reembed needs a model name or a model folder (model_path)")
+        emb = self.library.embedder(model if path is None else None, path)
+        report = reembed(self.store, emb, model_path=path, limits=self.library.limits,
+                         batch_size=batch_size, workers=workers, progress=progress,
+                         cancel=cancel, delete_unreadable=delete_unreadable,
+                         allow_private_urls=self.library.allow_private_urls)
+        if report.switched:
+            self._embedder = emb
+        return report
+
+    def reembed_status(self) -> dict[str, Any] | None:
+        """The re-embed in progress (model, dim, staged, total), or None."""
+        from .reembed import staging_store
+
+        state = staging_store(self.store).staging()
+        return None if state is None else asdict(state)
+
+    def abort_reembed(self) -> bool:
+        """Drop the vectors of an unfinished re-embed; False if none was in progress."""
+        from .reembed import staging_store
+
+        return staging_store(self.store).abort_staging()
 
     # -- internals --------------------------------------------------------
     def _hits(self, pairs: list[tuple[str, float]]) -> list[Hit]:
@@ -673,7 +720,13 @@ class Collection(SingleItemCalls):
         if ready:
             vectors = indexer.embed_prepared(emb, job.preprocessor, [p for _, p in ready])
             records: list[Record] = [p.to_record(v) for (_, p), v in zip(ready, vectors)]
-            self.store.put(records)
+            try:
+                self.store.put(records)
+            except ModelMismatch:
+                if self.store.info.model == emb.name:
+                    raise
+                # A re-embed switched the model while this batch was embedded: redo it.
+                return self._write(entries, replace_only=replace_only)
             for (i, p), r in zip(ready, records):
                 results[i] = Result(id=r.id, source=p.source.ref)
         return results  # type: ignore[return-value]

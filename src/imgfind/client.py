@@ -23,6 +23,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Self
 from urllib.parse import quote
@@ -36,7 +37,7 @@ from .errors import AlreadyExists, ImgfindError, InvalidInput, SourceError, from
 from .query import Example, ListSort, Mode, Query, Sort, check_sort, text_example
 from .review import ResolveReport
 from .stores.base import CollectionInfo
-from .types import DuplicateGroup, Hit, IndexReport, Item, Result
+from .types import DuplicateGroup, Hit, IndexReport, Item, ReembedReport, Result
 
 __all__ = ["Client", "RemoteCollection"]
 
@@ -252,6 +253,39 @@ class RemoteCollection(SingleItemCalls):
         job = self._call("POST", "/jobs/index", json={
             "path": [str(t) for t in targets], "recursive": recursive,
             "skip_duplicates": skip_duplicates, "remove_missing": remove_missing})
+        return IndexReport.from_dict(self._wait(job, progress, cancel, poll))
+
+    def reembed(self, model: str | None = None, *, model_path: str | None = None,
+                batch_size: int = 32, progress: Callable[[int, int | None], None] | None = None,
+                cancel: threading.Event | None = None, delete_unreadable: bool = False,
+                poll: float = 0.5) -> ReembedReport:
+        """Switch the collection to another model on the server, without downtime, and wait.
+
+        ``model_path`` is a *server-side* folder inside the server's --allow-path.
+
+        >>> col.reembed(model="MobileCLIP-B__datacompdr")              # doctest: +SKIP
+        ReembedReport(model='MobileCLIP-B__datacompdr', dim=512, switched=True, ...)
+        """
+        job = self._call("POST", "/jobs/reembed", json={
+            "model": model, "model_path": None if model_path is None else str(model_path),
+            "batch_size": batch_size, "delete_unreadable": delete_unreadable})
+        report = ReembedReport.from_dict(self._wait(job, progress, cancel, poll))
+        if report.switched:
+            self.info = replace(self.info, model=report.model, dim=report.dim)
+        return report
+
+    def reembed_status(self) -> dict[str, Any] | None:
+        """The re-embed in progress (model, dim, staged, total), or None."""
+        status: dict[str, Any] | None = self._call("GET", "/reembed")["reembed"]
+        return status
+
+    def abort_reembed(self) -> bool:
+        """Drop the vectors of an unfinished re-embed; False if none was in progress."""
+        return bool(self._call("DELETE", "/reembed")["aborted"])
+
+    def _wait(self, job: dict[str, Any], progress: Callable[[int, int | None], None] | None,
+              cancel: threading.Event | None, poll: float) -> dict[str, Any]:
+        """Follow a server job to its end (cancelling it when ``cancel`` is set)."""
         cancelled = False
         while job["state"] == "running":
             if progress:
@@ -263,10 +297,10 @@ class RemoteCollection(SingleItemCalls):
             job = self.client.job(job["id"])
         if job["state"] == "failed":
             err = job.get("error") or {}
-            raise from_code(err.get("code"), err.get("message", "index job failed"))
+            raise from_code(err.get("code"), err.get("message", f"{job.get('kind')} job failed"))
         if progress:
             progress(job["done"], job["total"])
-        return IndexReport.from_dict(job)
+        return job
 
     # -- reads --------------------------------------------------------------------------------
     def get(self, id: str) -> Item:

@@ -176,3 +176,25 @@ class DuplicateGroup:
                    scores={k: float(v) for k, v in d.get("scores", {}).items()},
                    edits=dict(d.get("edits", {})),
                    links=[DuplicateLink(**x) for x in d.get("links", [])])
+
+@dataclass
+class ReembedReport:
+    """What a re-embed did. ``switched``: the collection now uses ``model``."""
+
+    model: str
+    dim: int
+    previous_model: str
+    total: int = 0
+    embedded: int = 0
+    deleted: int = 0
+    errors: list[dict[str, str]] = field(default_factory=list)
+    switched: bool = False
+    cancelled: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ReembedReport:
+        names = cls.__dataclass_fields__.keys()
+        return cls(**{k: v for k, v in d.items() if k in names})

@@ -40,6 +40,7 @@ from . import (  # noqa: F401  (registers commands)
     index,
     items,
     ocr,
+    reembed,
     search,
     serve,
     watch,

@@ -37,16 +37,29 @@ def serve(ctx: typer.Context, home: HomeOpt = None, model_path: ModelPathOpt = N
           ocr_threads: Annotated[int, typer.Option(
               "--ocr-threads", min=0,
               help="Threads reading text in OCR collections in the background (0: none).")]
-          = 1
+          = 1,
+          watch: Annotated[list[Path] | None, typer.Option(
+              "--watch", help="Folder to keep indexed into --collection while serving, as "
+                              "`imgfind watch` does (repeat).")] = None
           ) -> None:
     """Run the REST API and the web UI."""
     from ..server import serve as run_server
 
     _check_port_free(host, port)
     lib = settings(ctx).library(home, model_path)
-    run_server(lib, host=host, port=port, api_key=api_key, protect_reads=protect_reads,
-               allow_paths=tuple(allow_path or ()), allow_private_urls=allow_private_urls,
-               allow_model_download=allow_model_download, ocr_threads=ocr_threads)
+    watcher = None
+    if watch:
+        from ..watch import Watcher
+
+        col = settings(ctx).collection(home, None, model_path, create=True)
+        watcher = Watcher(col, watch).start()
+    try:
+        run_server(lib, host=host, port=port, api_key=api_key, protect_reads=protect_reads,
+                   allow_paths=tuple(allow_path or ()), allow_private_urls=allow_private_urls,
+                   allow_model_download=allow_model_download, ocr_threads=ocr_threads)
+    finally:
+        if watcher is not None:
+            watcher.stop()
 
 
 def _check_port_free(host: str, port: int) -> None:

@@ -26,12 +26,20 @@ log = logging.getLogger("imgfind.server")
 KEEP_FINISHED = 100
 
 
+#: Other work a job may run instead of an index: ``work(progress, cancel)`` -> a report
+#: with ``to_dict()`` (e.g. ``Collection.reembed``).
+Work = Callable[[Callable[[int, int | None], None], threading.Event], Any]
+
+
 class Job:
-    """One index run: its progress while it runs, its report once it ends."""
+    """One index run (or other ``work``): its progress while it runs, its report once it ends."""
 
     def __init__(self, collection: Collection, paths: list[str], options: dict[str, Any],
-                 guard: Callable[[], None] | None = None):
+                 guard: Callable[[], None] | None = None, work: Work | None = None,
+                 kind: str = "index"):
         self.id = uuid.uuid4().hex[:12]
+        self.kind = kind
+        self.work = work
         self.collection = collection
         self.paths = paths
         self.options = options
@@ -39,7 +47,7 @@ class Job:
         self.state = "running"
         self.done = 0
         self.total: int | None = None
-        self.report: IndexReport | None = None
+        self.report: Any = None
         self.error: dict[str, str] | None = None
         self.started = _now()
         self.finished: str | None = None
@@ -54,24 +62,29 @@ class Job:
         try:
             if self.guard is not None:
                 self.guard()
-            self.report = self.collection.add(*self.paths, progress=self._progress,
-                                              cancel=self.cancel_event, show_progress=False,
-                                              **self.options)
+            if self.work is not None:
+                self.report = self.work(self._progress, self.cancel_event)
+            else:
+                self.report = self.collection.add(*self.paths, progress=self._progress,
+                                                  cancel=self.cancel_event, show_progress=False,
+                                                  **self.options)
             self.state = "cancelled" if self.cancel_event.is_set() else "done"
         except ImgfindError as e:
             self.error, self.state = e.to_dict(), "failed"
         except Exception as e:  # a crash must end as a failed job, never a stuck "running" one
-            log.exception("index job %s crashed", self.id)
+            log.exception("%s job %s crashed", self.kind, self.id)
             self.error = {"code": "error", "message": f"{type(e).__name__}: {e}"}
             self.state = "failed"
         finally:
             self.finished = _now()
 
     def to_dict(self) -> dict[str, Any]:
-        report = self.report or IndexReport()
-        return {"id": self.id, "collection": self.collection.name, "paths": self.paths,
+        report = self.report or (IndexReport() if self.work is None else None)
+        return {"id": self.id, "kind": self.kind, "collection": self.collection.name,
+                "paths": self.paths,
                 "state": self.state, "done": self.done, "total": self.total,
-                **report.to_dict(), "error": self.error, "started": self.started,
+                **(report.to_dict() if report is not None else {}), "error": self.error,
+                "started": self.started,
                 "finished": self.finished}
 
 
@@ -84,15 +97,17 @@ class JobManager:
         self._lock = threading.Lock()
 
     def start(self, collection: Collection, paths: list[str], *,
-              guard: Callable[[], None] | None = None, **options: Any) -> Job:
-        """Run ``collection.add(*paths, **options)`` in a thread; ``guard`` runs first in that
-        thread and fails the job by raising (e.g. a path check that walks a big folder)."""
+              guard: Callable[[], None] | None = None, work: Work | None = None,
+              kind: str = "index", **options: Any) -> Job:
+        """Run ``collection.add(*paths, **options)`` (or ``work``) in a thread; ``guard`` runs
+        first in that thread and fails the job by raising (e.g. a path check that walks a big
+        folder)."""
         with self._lock:
             running = sum(j.state == "running" for j in self._jobs.values())
             if running >= self.max_running:
                 raise InvalidInput(f"{running} index jobs are already running (the limit); "
                                    "wait for one to finish or cancel it")
-            job = Job(collection, paths, options, guard)
+            job = Job(collection, paths, options, guard, work, kind)
             self._jobs[job.id] = job
             finished = [k for k, j in self._jobs.items() if j.state != "running"]
             for k in finished[:max(0, len(finished) - KEEP_FINISHED)]:

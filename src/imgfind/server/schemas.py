@@ -141,19 +141,21 @@ class GroupsOut(BaseModel):
 
 class JobOut(BaseModel):
     id: str
+    kind: str = Field("index", description="index, or reembed (its report's fields instead "
+                                          "of the index counts: see ReembedJobOut)")
     collection: str
     paths: list[str]
     state: str = Field(description="running, done, cancelled or failed")
     done: int
     total: int | None
-    indexed: int
-    updated: int
-    skipped: int
+    indexed: int = 0
+    updated: int = 0
+    skipped: int = 0
     duplicates: int = Field(0, description="new files with the bytes of a stored item")
-    removed: int
+    removed: int = 0
     ignored: list[dict[str, Any]] = Field([], description="entries that are not images, "
                                           "each with its reason")
-    errors: list[dict[str, Any]]
+    errors: list[dict[str, Any]] = []
     error: ErrorDetail | None
     started: str
     finished: str | None

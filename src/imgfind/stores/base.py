@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -156,6 +156,80 @@ class CollectionStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class StagingInfo:
+    """A re-embed in progress: the model being staged and how far it got."""
+
+    model: str
+    dim: int
+    model_path: str | None = None
+    started: str | None = None
+    total: int = 0      # items in the collection
+    staged: int = 0     # items whose staged vector is current
+
+
+@dataclass(frozen=True)
+class StagingTask:
+    """One item still to embed with the staged model.
+
+    ``version`` identifies what was read (a staged vector for an older version
+    is not current); ``stored`` says whether the store holds the original
+    bytes (else ``source`` is read); ``pos`` orders tasks for ``staging_todo``'s
+    ``after``.
+    """
+
+    id: str
+    version: int
+    source: str
+    stored: bool
+    pos: int
+
+
+@runtime_checkable
+class StagingStore(Protocol):
+    """A store that builds a second model's vectors beside the live ones (re-embedding).
+
+    Contract:
+
+    * Staging never changes what searches, reads and writes see: the live
+      vectors, ``info`` and every row stay as they are until
+      :meth:`commit_staging`. Staged state is durable: each ``put_staged`` is
+      committed, so a killed re-embed resumes where it stopped.
+    * :meth:`begin_staging` starts staging ``info.model``/``info.dim`` (any
+      dimension), or returns the one in progress for the same model; another
+      model in progress is ``AlreadyExists``.
+    * :meth:`staging_todo` lists items without a *current* staged vector: never
+      staged, or written again (``put``) since their staged vector was made;
+      ordered by ``pos``, from ``after``. Deleted items leave no staged vector.
+    * :meth:`put_staged` stores unit vectors for tasks, but only where the item is
+      still at the task's ``version`` (returns how many were stored).
+    * :meth:`commit_staging` switches in one transaction: if any item lacks a
+      current staged vector it changes nothing and returns False; else the staged
+      vectors replace the live ones, ``info`` takes the staged model, name and
+      dim, staging ends, and True is returned. Every handle on the store, in any
+      process, then searches the new vectors; a ``put`` of vectors embedded with
+      the old model fails with ``ModelMismatch``. Ids, rows, metadata, thumbnails
+      and stored originals are untouched.
+    * :meth:`abort_staging` drops staged vectors; False if none were staged.
+    """
+
+    info: CollectionInfo
+
+    def staging(self) -> StagingInfo | None:
+        """The re-embed in progress, with counts, or None."""
+        ...
+
+    def begin_staging(self, info: CollectionInfo) -> StagingInfo: ...
+
+    def staging_todo(self, limit: int, after: int = 0) -> list[StagingTask]: ...
+
+    def put_staged(self, tasks: Sequence[StagingTask], vectors: np.ndarray) -> int: ...
+
+    def commit_staging(self) -> bool: ...
+
+    def abort_staging(self) -> bool: ...
 
 
 class Backend(Protocol):

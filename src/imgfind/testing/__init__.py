@@ -154,8 +154,11 @@ def _export(module: Any, examples: tuple[Any, ...], input_names: list[str],
                           dynamic_axes=axes)
 
 
-def _settings(size: str, seed: int, reference: bool, layout: str) -> dict[str, Any]:
+def _settings(size: str, seed: int, reference: bool, layout: str,
+              dim: int | None = None) -> dict[str, Any]:
     want: dict[str, Any] = {"size": size, "seed": seed, "reference": reference}
+    if dim is not None:
+        want["dim"] = dim
     if layout != "immich":
         want["layout"] = layout  # stamps written before layouts existed stay valid
         want["text_axes"] = "batch+sequence"
@@ -164,23 +167,26 @@ def _settings(size: str, seed: int, reference: bool, layout: str) -> dict[str, A
 
 
 def is_current(path: str | Path, size: str = "tiny", *, seed: int = 0,
-               reference: bool = True, layout: str = "immich") -> bool:
+               reference: bool = True, layout: str = "immich", dim: int | None = None) -> bool:
     """Whether ``path`` holds the model ``make_model`` would write with these settings.
 
     Cheap (reads one small file, imports no torch), so callers can skip a build.
     """
     stamp = Path(path).expanduser() / _STAMP
     try:
-        return bool(json.loads(stamp.read_text()) == _settings(size, seed, reference, layout))
+        return bool(json.loads(stamp.read_text()) == _settings(size, seed, reference, layout,
+                                                               dim))
     except (OSError, ValueError):
         return False
 
 
 def make_model(path: str | Path, size: str = "tiny", *, seed: int = 0,
-               reference: bool = True, layout: str = "immich") -> Path:
+               reference: bool = True, layout: str = "immich", dim: int | None = None) -> Path:
     """Write a random-weight CLIP model folder at ``path`` and return it.
 
     ``layout`` is ``"immich"`` or ``"transformers.js"`` (see the module docstring).
+    ``dim`` overrides the size's vector width (the model is then named
+    ``imgfind-test-<size>-<dim>d``), e.g. for two models of different widths.
     Reuses a folder this function already wrote with the same settings, so a
     cached folder costs nothing. ``tiny`` takes ~2 s; ``vit-b-32`` ~30 s and
     600 MB. With ``reference``, the transformers model is saved in ``reference/``.
@@ -196,10 +202,10 @@ def make_model(path: str | Path, size: str = "tiny", *, seed: int = 0,
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}; use one of {', '.join(LAYOUTS)}")
     out = Path(path).expanduser()
-    want = _settings(size, seed, reference, layout)
+    want = _settings(size, seed, reference, layout, dim)
     stamp = out / _STAMP
     if stamp.is_file():
-        if is_current(out, size, seed=seed, reference=reference, layout=layout):
+        if is_current(out, size, seed=seed, reference=reference, layout=layout, dim=dim):
             return out
         shutil.rmtree(out)  # one of ours, built with other settings
     elif out.exists() and any(out.iterdir()):
@@ -212,6 +218,10 @@ def make_model(path: str | Path, size: str = "tiny", *, seed: int = 0,
 
     hf_logging.disable_progress_bar()
     spec = SIZES[size]
+    if dim is not None:
+        if not isinstance(dim, int) or dim < 2:
+            raise ValueError(f"dim must be an integer >= 2, got {dim!r}")
+        spec = {**spec, "embed_dim": dim}
     vision = dict(spec["vision"])
     mobileclip = layout == "transformers.js" and size == "tiny"
     if mobileclip:
@@ -273,7 +283,9 @@ def _write_immich(out: Path, model: Any, size: str, spec: dict[str, Any],
 
     v, t = spec["vision"], spec["text"]
     open_clip_config = {
-        "name": f"imgfind-test-{size}",
+        "name": f"imgfind-test-{size}" + (f"-{spec['embed_dim']}d"
+                                          if spec["embed_dim"] != SIZES[size]["embed_dim"]
+                                          else ""),
         "embed_dim": spec["embed_dim"],
         "vision_cfg": {"image_size": image_size, "layers": v["num_hidden_layers"],
                        "width": v["hidden_size"], "patch_size": v["patch_size"]},

@@ -22,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     mk.add_argument("--layout", choices=LAYOUTS, default="immich",
                     help="immich: visual/ + textual/ (default); transformers.js: onnx/ + "
                          "preprocessor_config.json, MobileCLIP-like settings")
+    mk.add_argument("--dim", type=int, default=None,
+                    help="vector width instead of the size's (the model name says it)")
     mk.add_argument("--no-reference", action="store_true",
                     help="skip the transformers copy in reference/")
     ms = sub.add_parser("milvus-server", help="run a local Milvus Lite gRPC server on "
@@ -33,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         from .milvus_server import serve
         return serve(args.dir, args.port)
     path = make_model(args.dir, args.size, seed=args.seed, reference=not args.no_reference,
-                      layout=args.layout)
+                      layout=args.layout, dim=args.dim)
     print(path)
     return 0
 

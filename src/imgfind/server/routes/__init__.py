@@ -36,6 +36,7 @@ ROUTERS = (
     "gallery",
     "review",
     "ocr",
+    "reembed",
 )
 
 

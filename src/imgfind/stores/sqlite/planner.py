@@ -59,6 +59,9 @@ class SearchPlanner(IndexSync):
         node = parse(where) if where else None
         with self._lock:
             ix = self._sync()
+            if ix.dim != q.shape[1]:    # a re-embed switched the model since the check above
+                raise ModelMismatch(f"collection {self.info.name!r} now uses model "
+                                    f"{self.info.model!r} ({self.dim}-d); embed the query again")
             excluded = self._rowids_of(exclude)
             if node is None:
                 return self._search_all(ix, q, k, excluded)

@@ -63,6 +63,7 @@ class RowStore(SearchPlanner):
                                    f"got {id!r}")
         last = {r.id: r for r in records}      # a batch naming an id twice: the last one wins
         recs = list(last.values())
+        model, dim = self.info.model, self.dim
         vecs = self._check_vectors(recs)
         now = _now()
         rows, fts_rows, blob_rows = [], [], []
@@ -78,6 +79,7 @@ class RowStore(SearchPlanner):
             fts_rows.append((r.source, _fts_body(r.metadata or {}, exif, file)))
             blob_rows.append((r.thumbnail, r.original))
         with self._lock, self._tx() as con:
+            self._guard_model(con, model, dim)   # a re-embed may have switched the model
             seq0 = self._bump_seq(con, len(recs))
             # AUTOINCREMENT: new rows get rowids above every earlier one, so rows at or
             # below this mark after the upsert are replacements.

@@ -10,12 +10,12 @@ import numpy as np
 
 from ..vector_index import FLAT, IVF, VectorIndex
 from .codec import _CHUNK, _chunks, _qs
-from .core import StoreCore
+from .staging import Staging
 
 __all__ = ["IndexSync"]
 
 
-class IndexSync(StoreCore):
+class IndexSync(Staging):
     """The vector index of a store handle: loaded, caught up from ``seq``, rebuilt, saved."""
 
     def _sync(self) -> VectorIndex:
@@ -28,6 +28,8 @@ class IndexSync(StoreCore):
             self._ix = self._load_index()
         try:
             with self._tx("DEFERRED") as con:   # one snapshot for the whole catch-up
+                if self._follow_model(con):     # another handle switched the model
+                    self._ix = None
                 seq = self._meta_int(con, "seq")
                 floor = self._meta_int(con, "floor")
                 ix = self._ix
