@@ -318,6 +318,9 @@ def test_rest_job_and_client(col, wide_model_dir, tmp_path):
         assert r.status_code == 422
         r = httpx.post(f"{base}/jobs/reembed", json={"model_path": str(wide_model_dir)})
         assert r.status_code == 401
+        r = httpx.post(f"{base}/jobs/reembed", json={"model": "ViT-L-14__openai"},
+                       headers=auth)           # not cached, and no --allow-model-download
+        assert r.status_code == 403, r.text
         r = httpx.post(f"{srv.url}/api/collections/nope/jobs/reembed",
                        json={"model_path": str(wide_model_dir)}, headers=auth)
         assert r.status_code == 404

@@ -12,6 +12,7 @@ from ...errors import InvalidInput
 from ..deps import READ, WRITE, JobsDep, LibraryDep, SettingsDep
 from ..parsing import allowed_path
 from ..schemas import ERRORS, JobOut, Strict, out
+from .collections import _check_model
 
 router = APIRouter(responses=ERRORS, tags=["jobs"])
 
@@ -45,6 +46,8 @@ def start_reembed(c: str, body: ReembedJobIn, library: LibraryDep, settings: Set
         raise InvalidInput("give exactly one of 'model' or 'model_path'")
     col = library.collection(c)
     path = str(allowed_path(body.model_path, settings)) if body.model_path else None
+    if body.model is not None:
+        _check_model(body.model, settings)   # downloads only with --allow-model-download
 
     def work(progress: Any, cancel: Any) -> Any:
         return col.reembed(body.model, model_path=path, batch_size=body.batch_size,
