@@ -202,3 +202,35 @@ def test_an_existing_current_store_is_already_exists_not_recreated(tmp_path):
         backend.create(CollectionInfo(name="c", model="toy", dim=2))
     assert backend.open("c").count() == 1
     backend.close()
+
+
+def test_a_newer_store_is_listed_by_the_cli_and_rest_and_refused_with_upgrade(tmp_path):
+    import json
+    import os
+    import subprocess
+    import urllib.error
+    import urllib.request
+
+    from imgfind.server.background import BackgroundServer
+
+    db = make_newer(tmp_path)
+    before = db.read_bytes()
+    env = {k: v for k, v in os.environ.items() if k != "IMGFIND_STORE"}
+    r = subprocess.run(["imgfind", "--home", str(tmp_path), "collections", "--json"],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    (row,) = json.loads(r.stdout)
+    assert row["name"] == "old" and row["count"] is None and "upgrade imgfind" in row["problem"]
+    r = subprocess.run(["imgfind", "--home", str(tmp_path), "-c", "old", "check"],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 1 and "upgrade imgfind" in r.stderr and "Traceback" not in r.stderr
+    with imgfind.open(tmp_path) as lib, BackgroundServer(lib) as srv:
+        with urllib.request.urlopen(f"{srv.url}/api/collections") as resp:
+            (row,) = json.load(resp)["collections"]
+        assert row["count"] is None and "upgrade imgfind" in row["problem"]
+        try:
+            urllib.request.urlopen(f"{srv.url}/api/collections/old/items")
+            raise AssertionError("opened a store from a newer imgfind")
+        except urllib.error.HTTPError as e:
+            assert e.code == 409 and json.load(e)["error"]["code"] == "store_too_new"
+    assert db.read_bytes() == before

@@ -25,8 +25,10 @@ from .app import (
 def collections(ctx: typer.Context, home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """List the collections in the library."""
     lib = settings(ctx).library(home)
+    # A store this imgfind cannot open (written by a newer one) is listed with its problem.
     rows = [{"name": c.name, "model": c.model, "dim": c.dim,
-             "count": lib.collection(c.name).count()} for c in lib.collections()]
+             "count": None if c.problem else lib.collection(c.name).count(),
+             **({"problem": c.problem} if c.problem else {})} for c in lib.collections()]
     if as_json:
         print_json(rows)
         return
@@ -37,8 +39,12 @@ def collections(ctx: typer.Context, home: HomeOpt = None, as_json: JsonOpt = Fal
     for name in ("name", "model", "dim", "count"):
         table.add_column(name)
     for r in rows:
-        table.add_row(r["name"], r["model"], str(r["dim"]), str(r["count"]))
+        table.add_row(r["name"], r["model"], str(r["dim"]),
+                      "?" if r["count"] is None else str(r["count"]))
     out.print(table)
+    for r in rows:
+        if "problem" in r:
+            out.print(f"{r['name']}: {r['problem']}")
 
 
 @app.command()

@@ -96,8 +96,9 @@ class CollectionOut(BaseModel):
     model: str
     dim: int
     created: str | None = None
-    count: int
+    count: int | None          # None when the store cannot be opened (see problem)
     ocr: bool = False
+    problem: str | None = None  # e.g. written by a newer imgfind: upgrade to open it
 
 
 class CollectionsOut(BaseModel):

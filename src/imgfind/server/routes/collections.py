@@ -36,7 +36,12 @@ def health(settings: SettingsDep) -> dict[str, Any]:
 @router.get("/collections", tags=["collections"],
             **out(CollectionsOut), summary="List collections", dependencies=READ)
 def list_collections(library: LibraryDep) -> dict[str, Any]:
-    return {"collections": [info(library.collection(i.name)) for i in library.collections()]}
+    return {"collections": [
+        info(library.collection(i.name)) if not i.problem else
+        {"name": i.name, "model": i.model, "dim": i.dim, "created": i.created, "count": None,
+         "ocr": i.ocr,
+         "problem": i.problem}
+        for i in library.collections()]}
 
 
 @router.post("/collections", tags=["collections"],
