@@ -178,6 +178,8 @@ class Library:
         with self._lock:
             existing = {c.name: c for c in self.backend.collections()}
             if exist_ok and name in existing:
+                if existing[name].problem:      # e.g. a newer imgfind's: say "upgrade"
+                    return self.collection(name)
                 _check_same_model(existing[name], model)
                 return self.collection(name)
             path = str(Path(model_path).expanduser().resolve()) if model_path else None
