@@ -231,3 +231,8 @@ def test_exist_ok_with_another_model_names_both(col):
     with pytest.raises(ModelMismatch, match="'phash'.*'ViT-B-32__openai'"):
         lib.create_collection("default", model="ViT-B-32__openai", exist_ok=True)
     assert lib.collection("default").model == "phash"
+
+
+def test_inserting_a_folder_says_it_is_a_directory(col, tmp_path):
+    with pytest.raises(imgfind.errors.SourceError, match="is a directory"):
+        col.insert(tmp_path)

@@ -134,4 +134,5 @@ def test_ray_reads_fsspec_urls(local_ray, tmp_path, tiny_model_dir, mixed_dir):
         rep = col.add(f"file://{mixed_dir}/", executor=RayOptions(actors=2, batch_size=8))
         assert rep.indexed == 16 and [e["code"] for e in rep.errors] == ["invalid_image"]
         assert all(i.source.startswith("file://") for i in col.items(limit=100))
-        assert col.add(f"file://{mixed_dir}/", executor=RayOptions(actors=1)).skipped == 17
+        again = col.add(f"file://{mixed_dir}/", executor=RayOptions(actors=1))
+        assert (again.skipped, again.duplicates) == (16, 1)  # unchanged apart from copies

@@ -810,6 +810,9 @@ def _to_source(image: Any) -> sources.Source:
         return sources.Source(ref=image, kind="url")
     if isinstance(image, (str, Path)):
         path = Path(image).expanduser()
+        if path.is_dir():
+            raise SourceError(f"{path} is a directory, not an image file; index a folder "
+                              "with add() / `imgfind index`")
         if not path.is_file():
             raise SourceError(f"no such file: {path}")
         return sources.Source(ref=str(path.resolve()), kind="file")

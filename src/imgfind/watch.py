@@ -335,7 +335,7 @@ class Watcher:
         report = self.collection.add(*files, remove_missing=False, show_progress=False)
         stats.indexed += report.indexed
         stats.updated += report.updated
-        stats.skipped += report.skipped
+        stats.skipped += report.skipped + report.duplicates  # both: nothing new stored
         stats.errors.extend(report.errors)
 
     def _known(self, path: str) -> dict[str, str]:
