@@ -30,8 +30,8 @@ _MISSING = object()
 
 def _get(row: Mapping[str, Any], f: Field) -> Any:
     if f.root == "column":
-        value = row.get(f.path[0], _MISSING)
-        return int(value) if isinstance(value, bool) else value
+        col = row.get(f.path[0], _MISSING)
+        return int(col) if isinstance(col, bool) else col
     value: Any = row.get(f.root) or {}
     for part in f.path:
         if not isinstance(value, dict) or part not in value:

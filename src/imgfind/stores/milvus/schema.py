@@ -262,6 +262,47 @@ def check_vectors(recs: list[Record], info: CollectionInfo) -> np.ndarray:
     return normalize(out, "vector")
 
 
+def check_queries(queries: Any, info: CollectionInfo) -> np.ndarray:
+    """Query rows as unit float32 of the collection's dimension (ModelMismatch otherwise)."""
+    q = np.asarray(queries, dtype=np.float32)
+    if q.ndim == 1:
+        q = q.reshape(1, -1)
+    if q.ndim != 2 or q.shape[1] != info.dim:
+        raise ModelMismatch(
+            f"query vectors have shape {tuple(np.shape(queries))}, collection {info.name!r} "
+            f"(model {info.model!r}) needs {info.dim}-d vectors")
+    return normalize(q.copy(), "query vector")
+
+
+def checked_records(recs: list[Record], info: CollectionInfo) -> list[tuple[
+        Record, list[float], dict[str, Any], dict[str, Any], dict[str, Any]]]:
+    """Each record with its unit vector and clean metadata / EXIF / file facts; raises the
+    typed error of the first bad record (so a batch is written whole or not at all)."""
+    vecs = check_vectors(recs, info)
+    out = []
+    for i, r in enumerate(recs):
+        if not isinstance(r.source, str):
+            raise InvalidInput(f"source of item {r.id!r} must be a string")
+        meta = check_metadata(r.metadata or {}, r.id)
+        exif, file = clean_json(r.exif or {}), clean_json(r.file or {})
+        if not isinstance(exif, dict) or not isinstance(file, dict):
+            raise InvalidInput(f"exif and file facts of item {r.id!r} must be objects")
+        out.append((r, vecs[i].tolist(), meta, exif, file))
+    return out
+
+
+def row_of(r: Record, vector: list[float], meta: dict[str, Any], exif: dict[str, Any],
+           file: dict[str, Any], prev: dict[str, Any] | None, now: str, ord: int, *,
+           thumb: str | None, orig: str | None) -> dict[str, Any]:
+    """The Milvus row of a record; a replaced item (``prev``) keeps ``added`` and ``ord``."""
+    return {"id": r.id, "vector": vector, "source": r.source, "width": r.width,
+            "height": r.height, "format": r.format, "sha256": r.sha256, "taken": r.taken,
+            "thumb": thumb, "orig": orig, "stored": int(r.original is not None),
+            "added": prev["added"] if prev else now, "updated": now,
+            "ord": prev["ord"] if prev else ord, "metadata": meta, "exif": exif,
+            "file": file, "text": text_of(r.source, meta, exif, file)}
+
+
 def item_from_row(row: dict[str, Any]) -> Item:
     return Item(id=row["id"], source=row["source"], metadata=row.get("metadata") or {},
                 exif=row.get("exif") or {}, file=row.get("file") or {},

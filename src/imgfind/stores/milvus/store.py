@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import InvalidInput, ModelMismatch, NotFound, StoreError
+from ...errors import InvalidInput, NotFound, StoreError
 from ...filters.evaluate import matches
 from ...filters.milvus import MilvusPlan, plan_milvus
 from ...types import Item
@@ -119,34 +119,14 @@ class MilvusStore:
                 raise InvalidInput(f"item ids must be non-empty strings up to 1024 characters, "
                                    f"got {id!r}")
         recs = list({r.id: r for r in records}.values())
-        vecs = schema.check_vectors(recs, self.info)
-        prepared = []
-        for r in recs:
-            if not isinstance(r.source, str):
-                raise InvalidInput(f"source of item {r.id!r} must be a string")
-            meta = schema.check_metadata(r.metadata or {}, r.id)
-            exif = schema.clean_json(r.exif or {})
-            file = schema.clean_json(r.file or {})
-            if not isinstance(exif, dict) or not isinstance(file, dict):
-                raise InvalidInput(f"exif and file facts of item {r.id!r} must be objects")
-            prepared.append((r, meta, exif, file))
+        checked = schema.checked_records(recs, self.info)       # all checked before any write
         old = self._rows([r.id for r in recs], ["id", "added", "ord"])
-        now = schema.now()
-        base = time.time_ns()
-        rows = []
-        for i, (r, meta, exif, file) in enumerate(prepared):
-            thumb = self.blobs.put(r.thumbnail) if r.thumbnail is not None else None
-            orig = self.blobs.put(r.original) if r.original is not None else None
-            prev = old.get(r.id)
-            rows.append({
-                "id": r.id, "vector": vecs[i].tolist(), "source": r.source,
-                "width": r.width, "height": r.height, "format": r.format,
-                "sha256": r.sha256, "taken": r.taken, "thumb": thumb, "orig": orig,
-                "stored": int(r.original is not None),
-                "added": prev["added"] if prev else now, "updated": now,
-                "ord": prev["ord"] if prev else base + i,
-                "metadata": meta, "exif": exif, "file": file,
-                "text": schema.text_of(r.source, meta, exif, file)})
+        now, base = schema.now(), time.time_ns()
+        rows = [schema.row_of(r, vec, meta, exif, file, old.get(r.id), now, base + i,
+                              thumb=self.blobs.put(r.thumbnail) if r.thumbnail is not None
+                              else None,
+                              orig=self.blobs.put(r.original) if r.original is not None else None)
+                for i, (r, vec, meta, exif, file) in enumerate(checked)]
         for i in range(0, len(rows), _BATCH):
             self._call("upsert", self.client.upsert, rows[i:i + _BATCH])
         self._forget(ids)
@@ -321,15 +301,7 @@ class MilvusStore:
                exclude: Sequence[str] = ()) -> list[list[tuple[str, float]]]:
         """Nearest items by cosine per query row, best first; hits' fields come back in the
         same call (kept for the next ``get`` on this thread)."""
-        q = np.asarray(queries, dtype=np.float32)
-        if q.ndim == 1:
-            q = q.reshape(1, -1)
-        if q.ndim != 2 or q.shape[1] != self.info.dim:
-            raise ModelMismatch(
-                f"query vectors have shape {tuple(np.shape(queries))}, collection "
-                f"{self.info.name!r} (model {self.info.model!r}) needs {self.info.dim}-d "
-                "vectors")
-        q = schema.normalize(q.copy(), "query vector")
+        q = schema.check_queries(queries, self.info)
         k = _check_k(k)
         if k == 0 or len(q) == 0:
             return [[] for _ in range(len(q))]
