@@ -305,3 +305,21 @@ def test_milvus_server_refuses_a_busy_port(server_port, tmp_path):
                          capture_output=True, text=True, timeout=120, env=os.environ.copy())
     assert out.returncode == 1
     assert str(server_port) in out.stderr
+
+
+def test_library_on_milvus_refuses_ocr_and_reembed(tmp_path, tiny_model_dir):
+    """Features the Milvus store does not offer are typed errors, never half done."""
+    import imgfind
+    from imgfind.errors import NotSupported, UnsupportedFilter
+
+    with imgfind.open(tmp_path / "H", store=f"milvus://{tmp_path}/m.db",
+                      model_path=tiny_model_dir) as lib:
+        with pytest.raises(NotSupported):
+            lib.create_collection("ocr", ocr=True)
+        col = lib.create_collection("plain")
+        with pytest.raises(NotSupported):
+            col.reembed(model_path=tiny_model_dir)
+        with pytest.raises(UnsupportedFilter) as e:
+            col.items(where={"ocr": {"$contains": "exit"}})
+        assert e.value.backend == "milvus" and e.value.operator == "$contains"
+        assert [c.name for c in lib.collections()] == ["plain"]
