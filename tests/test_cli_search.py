@@ -83,3 +83,19 @@ def test_min_score_that_is_not_a_number_is_a_usage_error(indexed) -> None:
     home, _ = indexed
     proc = run("search", "a dog", "--min-score", "high", home=home, script=True, check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_ls_lists_newest_first_and_checks_sort(indexed) -> None:
+    home, _ = indexed
+    listed = json.loads(run("ls", "--json", "-n", "20", home=home, script=True).stdout)
+    dates = [h["taken"] or h["added"] for h in listed]
+    assert len(listed) == 9 and dates == sorted(dates, reverse=True)
+    oldest = json.loads(run("ls", "--sort", "taken", "-n", "1", "--json", home=home,
+                            script=True).stdout)
+    assert oldest[0]["id"] == listed[-1]["id"] or (oldest[0]["taken"] or oldest[0]["added"]) \
+        == dates[-1]
+    inserted = json.loads(run("ls", "--sort", "insertion", "--json", home=home,
+                              script=True).stdout)
+    assert sorted(h["id"] for h in inserted) == sorted(h["id"] for h in listed)
+    bad = run("ls", "--sort", "newest", home=home, script=True, check=False)
+    assert bad.returncode == 1 and "sort" in bad.stderr and "Traceback" not in bad.stderr

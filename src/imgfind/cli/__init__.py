@@ -39,6 +39,7 @@ from . import (  # noqa: F401  (registers commands)
     dedupe,
     index,
     items,
+    ls,
     ocr,
     reembed,
     search,

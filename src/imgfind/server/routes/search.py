@@ -41,7 +41,7 @@ SEARCH_FIELDS = ("text", "vector", "like", "url", "image_b64", "k", "where", "po
                                                 "min_score": "number", "sort": "string",
                                                 "mode": "string"}))
 async def search(c: str, request: Request, library: LibraryDep, settings: SettingsDep,
-                 k: int | None = Query(None, ge=1, le=MAX_K, description=(
+                 k: int | None = Query(None, description=(
                      "number of hits (also accepted in the body, which wins)"))
                  ) -> dict[str, Any]:
     body = await read_single(request, settings, SEARCH_FIELDS, need_image=False)
@@ -74,7 +74,7 @@ def search_batch(c: str, body: SearchBatchIn, library: LibraryDep,
 @router.get("/collections/{c}/text-search", **out(HitsOut),
             summary="Full-text search over path, user metadata and EXIF")
 def text_search(c: str, library: LibraryDep, q: str = Query(max_length=1000),
-                k: int = Query(10, ge=1, le=MAX_K),
+                k: int = Query(10, description=f"number of hits, 1..{MAX_K}"),
                 where: str | None = None, sort: str = "score") -> dict[str, Any]:
     hits = library.collection(c).text_search(q, k=k, where=parse_where(where),
                                               sort=sort)  # type: ignore[arg-type]
