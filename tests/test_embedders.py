@@ -30,7 +30,8 @@ from imgfind.embedders import (
     load_embedder,
     quantize,
 )
-from imgfind.embedders.onnx_clip import IMMICH, TRANSFORMERS_JS, preprocessor_from_hf
+from imgfind.embedders.layouts import IMMICH, TRANSFORMERS_JS
+from imgfind.embedders.onnx_clip import preprocessor_from_hf
 from imgfind.embedders.phash import hamming
 from imgfind.errors import InvalidInput, ModelUnavailable
 from imgfind.testing import __main__ as testing_cli

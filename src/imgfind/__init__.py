@@ -7,13 +7,20 @@
 >>> col.search("a dog running on a beach", k=5)                          # doctest: +SKIP
 """
 
-from .api import Collection, Library, open
+from typing import TYPE_CHECKING, Any
+
 from .errors import ImgfindError
+from .interface import CollectionAPI
 from .types import DuplicateGroup, Hit, IndexReport, Item, Result
+
+if TYPE_CHECKING:
+    from .api import Collection, Library, open
+    from .client import Client
 
 __all__ = [
     "Client",
     "Collection",
+    "CollectionAPI",
     "DuplicateGroup",
     "Hit",
     "ImgfindError",
@@ -26,9 +33,13 @@ __all__ = [
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str):
-    # The HTTP client pulls in httpx; import it only when asked for.
+def __getattr__(name: str) -> Any:
+    # Imported on first use: the engine (faiss, stores) only by programs that use it,
+    # so `import imgfind.client` stays light; the HTTP client (httpx) likewise.
+    if name in ("Collection", "Library", "open"):
+        from . import api
+        return getattr(api, name)
     if name == "Client":
         from .client import Client
         return Client
-    raise AttributeError(name)
+    raise AttributeError(f"module 'imgfind' has no attribute {name!r}")

@@ -12,16 +12,13 @@ IndexReport(indexed=1532, updated=0, skipped=0, removed=0, errors=[])
 from __future__ import annotations
 
 import builtins
-import functools
-import hashlib
-import inspect
 import os
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
@@ -39,6 +36,9 @@ from .errors import (
     SourceError,
     from_code,
 )
+from .interface import DEFAULT_COLLECTION, ImageLike, QueryLike, SingleItemCalls
+from .interface import to_source as _to_source
+from .interface import typed_calls as _typed_calls
 from .query import ListSort, Mode, Query, Sort, check_sort, text_example
 from .search import run_queries
 from .stores import open_backend
@@ -50,44 +50,7 @@ if TYPE_CHECKING:  # the pipeline is imported on first write: searches start fas
     from .ray_pipeline import RayOptions
     from .review import ResolveReport
 
-#: What an image argument may be: a path, an http(s) URL, raw bytes or a PIL image.
-ImageLike = str | Path | bytes | Image.Image
-#: What a query may be: an ImageLike, a text string, or a vector.
-QueryLike = str | Path | bytes | Image.Image | np.ndarray
-
 DEFAULT_HOME = "~/.imgfind"
-DEFAULT_COLLECTION = "default"
-
-_C = TypeVar("_C", bound=type)
-
-
-def _typed_calls(cls: _C) -> _C:
-    """Make every public method raise :class:`InvalidArgument` (a typed error that is still
-    a ``TypeError``) for an argument it does not take, instead of Python's bare TypeError."""
-    for name, fn in list(vars(cls).items()):
-        if name.startswith("_") or not inspect.isfunction(fn):
-            continue
-        setattr(cls, name, _bind_checked(fn))
-    return cls
-
-
-def _bind_checked(fn: Callable[..., Any]) -> Callable[..., Any]:
-    sig = inspect.signature(fn)
-
-    @functools.wraps(fn)
-    def call(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except TypeError:
-            try:
-                sig.bind(*args, **kwargs)
-            except TypeError as e:  # the call itself was wrong, not something inside it
-                raise InvalidArgument(f"{fn.__name__}(): {e}; see help({fn.__qualname__})"
-                                      ) from None
-            raise
-
-    return call
-
 
 def default_home() -> Path:
     return Path(os.environ.get("IMGFIND_HOME") or DEFAULT_HOME).expanduser()
@@ -210,47 +173,6 @@ class Library:
             if col is not None:
                 col.store.close()
             self.backend.drop(name)
-
-
-@_typed_calls
-class SingleItemCalls:
-    """``insert`` and ``update`` of one item in terms of the batch calls.
-
-    Shared by :class:`Collection` and the HTTP client's collection, so both turn a
-    failed item into the same typed error.
-    """
-
-    def insert(self, image: ImageLike, metadata: dict[str, Any] | None = None,
-               id: str | None = None, *, name: str | None = None,
-               keep_duplicates: bool = False) -> str:
-        """Embed and store one image; returns its id. Raises a typed error for bad input.
-
-        Files are referenced in place; URLs, bytes and PIL images are stored.
-        ``name`` is the file name to record (``file.name``; uploads have no
-        other). The same bytes as a stored item return that item's id and store
-        nothing, as ``index`` does, unless ``keep_duplicates`` (or a new ``id``
-        is given).
-
-        >>> col.insert("https://example.com/dog.jpg",
-        ...            metadata={"breed": "labrador"})                 # doctest: +SKIP
-        '3f9c0e1d2a4b5c6d'
-        """
-        result = self.insert_batch([{"image": image, "metadata": metadata, "id": id,
-                                     "name": name}], keep_duplicates=keep_duplicates)[0]
-        if result.error is not None:
-            raise from_code(result.code, result.error)
-        return result.id  # type: ignore[return-value]
-
-    def update(self, id: str, image: ImageLike | None = None,
-               metadata: dict[str, Any] | None = None, *, merge: bool = False,
-               name: str | None = None) -> Item:
-        """Replace an item's image and/or its user metadata (``merge=True`` merges keys);
-        ``name`` names a new image as ``insert``'s does."""
-        result = self.update_batch([{"id": id, "image": image, "metadata": metadata,
-                                     "merge": merge, "name": name}])[0]
-        if result.error is not None:
-            raise from_code(result.code, result.error)
-        return self.get(id)
 
 
 @_typed_calls
@@ -705,9 +627,9 @@ class Collection(SingleItemCalls):
                 src = _to_source(e.get("image"))
                 meta = e.get("metadata")
                 if meta is None and replace_only:
-                    meta = known[item_id].metadata
+                    meta = known[str(item_id)].metadata
                 elif replace_only and e.get("merge"):
-                    meta = {**known[item_id].metadata, **_check_meta(meta)}
+                    meta = {**known[str(item_id)].metadata, **_check_meta(meta)}
                 prepared = job(replace(src, metadata=_check_meta(meta or {})))
                 if isinstance(prepared, indexer.Failed):
                     raise from_code(prepared.code, prepared.error)
@@ -790,33 +712,6 @@ def _check_meta(meta: Any) -> dict[str, Any]:
     if not isinstance(meta, dict):
         raise InvalidInput("metadata must be a JSON object (a dict)")
     return meta
-
-
-def _to_source(image: Any) -> sources.Source:
-    if image is None:
-        raise InvalidInput("no image given")
-    if isinstance(image, sources.Source):
-        return image
-    if isinstance(image, (bytes, bytearray)):
-        data = bytes(image)
-        return sources.Source(ref=f"upload:{hashlib.sha256(data).hexdigest()[:16]}",
-                              kind="bytes", data=data)
-    if isinstance(image, Image.Image):
-        import io
-        buf = io.BytesIO()
-        image.save(buf, format="PNG")
-        return _to_source(buf.getvalue())
-    if isinstance(image, str) and image[:8].lower().startswith(("http://", "https://")):
-        return sources.Source(ref=image, kind="url")
-    if isinstance(image, (str, Path)):
-        path = Path(image).expanduser()
-        if path.is_dir():
-            raise SourceError(f"{path} is a directory, not an image file; index a folder "
-                              "with add() / `imgfind index`")
-        if not path.is_file():
-            raise SourceError(f"no such file: {path}")
-        return sources.Source(ref=str(path.resolve()), kind="file")
-    raise InvalidInput(f"cannot read an image from a {type(image).__name__}")
 
 
 def _failed(err: ImgfindError, item_id: str | None) -> Result:

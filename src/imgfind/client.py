@@ -25,19 +25,19 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import quote
 
 import httpx
 import numpy as np
 from PIL import Image
 
-from .api import DEFAULT_COLLECTION, ImageLike, QueryLike, SingleItemCalls, _to_source
 from .errors import AlreadyExists, ImgfindError, InvalidInput, SourceError, from_code
+from .interface import DEFAULT_COLLECTION, CollectionAPI, ImageLike, QueryLike, SingleItemCalls
+from .interface import to_source as _to_source
 from .query import Example, ListSort, Mode, Query, Sort, check_sort, text_example
 from .review import ResolveReport
-from .stores.base import CollectionInfo
-from .types import DuplicateGroup, Hit, IndexReport, Item, ReembedReport, Result
+from .types import CollectionInfo, DuplicateGroup, Hit, IndexReport, Item, ReembedReport, Result
 
 __all__ = ["Client", "RemoteCollection"]
 
@@ -515,3 +515,10 @@ def _read_file(path: Path) -> bytes:
         return path.read_bytes()
     except OSError as e:
         raise SourceError(f"cannot read {path}: {e.strerror}") from None
+
+
+if TYPE_CHECKING:  # mypy proves both collections satisfy the one interface
+    from .api import Collection
+
+    def _one_interface(local: Collection, remote: RemoteCollection) -> list[CollectionAPI]:
+        return [local, remote]

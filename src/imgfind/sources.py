@@ -690,7 +690,7 @@ def _fetch(
     try:
         with httpx.Client(timeout=timeout, follow_redirects=False, headers=headers) as client:
             for _ in range(max_redirects + 1):
-                target, pin = url, {}
+                target, pin = url, dict[str, Any]()
                 if not allow_private:
                     # Connect to the very address that was checked: a second DNS lookup
                     # could answer a private one (DNS rebinding).
@@ -760,13 +760,13 @@ def _check_public(url: str) -> str:
     if not infos:
         raise SourceError(f"cannot resolve the host of {url}")
     for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%", 1)[0])
+        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
         if not address.is_global:
             raise SourceError(
                 f"refusing to fetch {url}: {host} is a private or local address ({address}); "
                 "only public URLs are fetched for API callers (imgfind serve "
                 "--allow-private-urls lifts this)")
-    return str(ipaddress.ip_address(infos[0][4][0].split("%", 1)[0]))
+    return str(ipaddress.ip_address(str(infos[0][4][0]).split("%", 1)[0]))
 
 
 def resolve_allowed(path: str | Path, roots: Sequence[str | Path]) -> Path:

@@ -198,3 +198,16 @@ class ReembedReport:
     def from_dict(cls, d: dict[str, Any]) -> ReembedReport:
         names = cls.__dataclass_fields__.keys()
         return cls(**{k: v for k, v in d.items() if k in names})
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    """A collection's identity: its name and the model its vectors come from."""
+
+    name: str
+    model: str            # embedder name, e.g. "ViT-B-32__openai"
+    dim: int
+    model_path: str | None = None   # local model folder it was created with, if any
+    created: str | None = None
+    # Why the collection is listed but cannot be opened (e.g. written by a newer imgfind).
+    problem: str | None = None
+    ocr: bool = False     # read text inside images (a pass after embedding; see imgfind.ocr)

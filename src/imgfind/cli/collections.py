@@ -39,7 +39,7 @@ def collections(ctx: typer.Context, home: HomeOpt = None, as_json: JsonOpt = Fal
     for name in ("name", "model", "dim", "count"):
         table.add_column(name)
     for r in rows:
-        table.add_row(r["name"], r["model"], str(r["dim"]),
+        table.add_row(str(r["name"]), str(r["model"]), str(r["dim"]),
                       "?" if r["count"] is None else str(r["count"]))
     out.print(table)
     for r in rows:

@@ -82,7 +82,6 @@ import re
 import string
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +90,8 @@ from PIL import Image
 
 from ..errors import InvalidInput, ModelMismatch, ModelUnavailable
 from .base import l2_normalize
+from .layouts import IMMICH, check_model_dir, detect_layout
+from .registry import get_preset
 
 _RESAMPLING = {r.name.lower(): r for r in Image.Resampling}
 _ONNX_DTYPES = {
@@ -108,59 +109,6 @@ _CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
 _CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
 # tokenizer_config.json says "no limit" with a huge model_max_length (int(1e30))
 _MAX_SANE_CONTEXT = 100_000
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Where a model folder layout keeps each file (paths relative to the folder).
-
-    >>> IMMICH.image_model, TRANSFORMERS_JS.image_model
-    ('visual/model.onnx', 'onnx/vision_model.onnx')
-    """
-
-    name: str
-    image_model: str
-    preprocess: str
-    text_model: str
-    #: folder of tokenizer.json / tokenizer_config.json ("" = the model folder)
-    tokenizer_dir: str
-
-    @property
-    def required(self) -> tuple[str, ...]:
-        """Files needed to embed images."""
-        return ("config.json", self.image_model, self.preprocess)
-
-    @property
-    def text_required(self) -> tuple[str, ...]:
-        """Further files needed to embed texts."""
-        return (self.text_model, str(Path(self.tokenizer_dir, "tokenizer.json")))
-
-
-IMMICH = Layout("immich", "visual/model.onnx", "visual/preprocess_cfg.json",
-                "textual/model.onnx", "textual")
-TRANSFORMERS_JS = Layout("transformers.js", "onnx/vision_model.onnx",
-                         "preprocessor_config.json", "onnx/text_model.onnx", "")
-LAYOUTS = (IMMICH, TRANSFORMERS_JS)
-_LAYOUT_HELP = ("expected the Immich layout (config.json, visual/model.onnx, "
-                "visual/preprocess_cfg.json, textual/model.onnx, textual/tokenizer.json) or the "
-                "transformers.js layout (config.json, preprocessor_config.json, tokenizer.json, "
-                "onnx/vision_model.onnx, onnx/text_model.onnx)")
-
-
-def detect_layout(model_dir: str | Path) -> Layout:
-    """The layout of ``model_dir``, told by its sub-folders (``visual/`` or ``onnx/``).
-
-    Raises ModelUnavailable when the folder has neither.
-
-    >>> detect_layout("models/mobileclip_s2").name       # doctest: +SKIP
-    'transformers.js'
-    """
-    path = Path(model_dir)
-    if (path / "visual").is_dir() or (path / "textual").is_dir():
-        return IMMICH
-    if (path / "onnx").is_dir() or (path / "preprocessor_config.json").is_file():
-        return TRANSFORMERS_JS
-    raise ModelUnavailable(f"model folder {str(path)!r} is in no known layout; {_LAYOUT_HELP}")
 
 
 class ClipPreprocessor:
@@ -344,8 +292,6 @@ def name_for_folder(model_dir: Path, config: dict[str, Any]) -> str:
     >>> name_for_folder(Path("/hf/models--Xenova--mobileclip_s2/snapshots/abc"), {})
     'MobileCLIP-S2__datacompdr'
     """
-    from .registry import get_preset  # the registry imports this module
-
     if isinstance(config.get("name"), str) and config["name"]:
         return config["name"]
     if model_dir.parent.name == "snapshots":
@@ -374,22 +320,6 @@ def _read_json(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ModelUnavailable(f"{path} is not a JSON object")
     return data
-
-
-def check_model_dir(model_dir: str | Path, *, text: bool = True) -> Path:
-    """Raise ModelUnavailable (naming what is missing) unless ``model_dir`` has a known layout."""
-    path = Path(model_dir).expanduser()
-    if not path.is_dir():
-        raise ModelUnavailable(f"model folder {str(path)!r} does not exist; pass a folder in "
-                               "the Immich layout (config.json, visual/, textual/) or the "
-                               "transformers.js layout (config.json, onnx/, tokenizer.json)")
-    layout = detect_layout(path)
-    wanted = layout.required + (layout.text_required if text else ())
-    missing = [f for f in wanted if not (path / f).is_file()]
-    if missing:
-        raise ModelUnavailable(f"model folder {str(path)!r} lacks {', '.join(missing)}; "
-                               f"{_LAYOUT_HELP}")
-    return path
 
 
 def _pick_output(outputs: Sequence[Any]) -> Any:
@@ -623,7 +553,7 @@ class OnnxClipEmbedder:
         return bool(float((full * trimmed).sum()) >= 1 - 1e-6)
 
     def _run_text(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        tower = self._text
+        tower = self._load_text()  # loaded already by the caller; this only narrows the type
         feeds = {}
         for inp in tower.inputs:
             dtype = _ONNX_DTYPES.get(inp.type, np.int64)

@@ -73,7 +73,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import InvalidInput, ModelUnavailable
-from .onnx_clip import IMMICH, LAYOUTS, TRANSFORMERS_JS, check_model_dir
+from .layouts import IMMICH, LAYOUTS, TRANSFORMERS_JS, check_model_dir
 
 DEFAULT_MODEL = "MobileCLIP-S2__datacompdr"
 

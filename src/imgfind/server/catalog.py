@@ -117,7 +117,7 @@ class Catalog:
                     f.note(value, kind, counted=True)
                 else:
                     f.note(value, kind, counted=counted)
-            if self.since is None or it.updated > self.since:
+            if it.updated is not None and (self.since is None or it.updated > self.since):
                 self.since = it.updated
 
     def _pages(self, collection: Collection, where: dict | None) -> list[list[Item]]:
@@ -144,8 +144,8 @@ class Catalog:
                 # Items written since the last look: new ones count, edited ones (counted
                 # before) only add keys they did not have.
                 for page in self._pages(collection, {"updated": {"$gt": self.since}}):
-                    new = [it for it in page if it.added > self.since]
-                    old = [it for it in page if it.added <= self.since]
+                    new = [it for it in page if (it.added or "") > self.since]
+                    old = [it for it in page if (it.added or "") <= self.since]
                     self._fold(new, counted=True)
                     self._fold(old, counted=False)
             self.count, self.created = count, created

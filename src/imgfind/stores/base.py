@@ -13,19 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from ..types import Item
-
-
-@dataclass(frozen=True)
-class CollectionInfo:
-    name: str
-    model: str            # embedder name, e.g. "ViT-B-32__openai"
-    dim: int
-    model_path: str | None = None   # local model folder it was created with, if any
-    created: str | None = None
-    # Why the collection is listed but cannot be opened (e.g. written by a newer imgfind).
-    problem: str | None = None
-    ocr: bool = False     # read text inside images (a pass after embedding; see imgfind.ocr)
+from ..types import CollectionInfo, Item
 
 
 @dataclass

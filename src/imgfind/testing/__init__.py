@@ -114,11 +114,11 @@ def clip_vocab() -> tuple[dict[str, int], list[tuple[str, str]]]:
     # First line is a version header. CLIP keeps the merges that fill its vocabulary:
     # 256 bytes + 256 word-final bytes + merges + 2 special tokens = 49408.
     n_merges = VOCAB_SIZE - 2 * 256 - 2
-    merges = [tuple(m.split()) for m in lines[1:1 + n_merges]]
+    merges = [(a, b) for a, b in (m.split() for m in lines[1:1 + n_merges])]
     alphabet = list(_bytes_to_unicode().values())
     tokens = alphabet + [c + "</w>" for c in alphabet] + ["".join(m) for m in merges]
     tokens += ["<|startoftext|>", "<|endoftext|>"]
-    return {t: i for i, t in enumerate(tokens)}, merges  # type: ignore[misc]
+    return {t: i for i, t in enumerate(tokens)}, merges
 
 
 def write_tokenizer(folder: Path, *, pad_token: str = "<|endoftext|>",
@@ -127,7 +127,8 @@ def write_tokenizer(folder: Path, *, pad_token: str = "<|endoftext|>",
     from transformers import CLIPTokenizer
 
     vocab, merges = clip_vocab()
-    tok = CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=CONTEXT_LENGTH,
+    tok = CLIPTokenizer(vocab=vocab, merges=merges,  # type: ignore[arg-type]  # pairs are accepted
+                        model_max_length=CONTEXT_LENGTH,
                         pad_token=pad_token)
     tok.save_pretrained(folder)
     if special_tokens_map:
@@ -308,7 +309,9 @@ def _write_transformers_js(out: Path, model: Any, size: str, image_size: int,
     try:
         from transformers import CLIPImageProcessorPil as ImageProcessor
     except ImportError:  # transformers < 5: the PIL-based processor had the plain name
-        from transformers import CLIPImageProcessor as ImageProcessor
+        from transformers import (  # type: ignore[assignment]
+            CLIPImageProcessor as ImageProcessor,
+        )
 
     class Vision(torch.nn.Module):
         def __init__(self) -> None:

@@ -113,7 +113,8 @@ def _word_patch(w: Word) -> Image.Image:
     font = ImageFont.truetype(w.font, w.size)
     left, top, right, bottom = (int(v) for v in font.getbbox(w.text))
     pad = max(2, w.size // 6)
-    patch = Image.new("RGBA", (right - left + 2 * pad, bottom - top + 2 * pad), (0, 0, 0, 0))
+    patch = Image.new("RGBA", (int(right - left + 2 * pad), int(bottom - top + 2 * pad)),
+                      (0, 0, 0, 0))
     light = sum(w.colour) > 380
     outline = (0, 0, 0) if light else (255, 255, 255)
     ImageDraw.Draw(patch).text((pad - left, pad - top), w.text, font=font, fill=w.colour,
