@@ -136,3 +136,23 @@ def test_ray_reads_fsspec_urls(local_ray, tmp_path, tiny_model_dir, mixed_dir):
         assert all(i.source.startswith("file://") for i in col.items(limit=100))
         again = col.add(f"file://{mixed_dir}/", executor=RayOptions(actors=1))
         assert (again.skipped, again.duplicates) == (16, 1)  # unchanged apart from copies
+
+
+def test_ray_index_into_milvus_matches_local(local_ray, tmp_path, tiny_model_dir, mixed_dir):
+    """Ray embeds, the driver writes into a Milvus Lite file: same rows as a local SQLite run."""
+    pytest.importorskip("pymilvus")
+    import imgfind
+
+    with imgfind.open(tmp_path / "local", model_path=tiny_model_dir) as a, \
+            imgfind.open(tmp_path / "mv", model_path=tiny_model_dir,
+                         store=f"milvus://{tmp_path / 'm.db'}") as b:
+        ca, cb = a.create_collection("default"), b.create_collection("default")
+        ra = ca.add(mixed_dir)
+        rb = cb.add(mixed_dir, executor=RayOptions(actors=2, batch_size=8))
+        assert rb.to_dict() == ra.to_dict()
+        ia, ib = _by_source(ca), _by_source(cb)
+        assert ia.keys() == ib.keys() and len(ib) == 16
+        for source, item in ia.items():
+            assert _facts(ib[source]) == _facts(item)
+            assert float(np.dot(ca.vector(item.id), cb.vector(ib[source].id))) >= 0.9999
+        assert cb.add(mixed_dir, executor=RayOptions(actors=1)).indexed == 0
