@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated
@@ -105,6 +106,10 @@ def index(ctx: typer.Context,
                       highlight=False)
         if len(report.errors) > 20:
             err.print(f"  ... and {len(report.errors) - 20} more (use --json for all)")
+        if report.ignored:
+            reasons = Counter(i["reason"] for i in report.ignored)
+            err.print("  ignored: " + ", ".join(f"{n} {why}" for why, n in reasons.most_common())
+                      + " (--json lists them)", highlight=False, markup=False)
         if read is not None:
             out.print(f"OCR read {read['read']} ({read['with_text']} with text), "
                       f"pending {read['pending']}")
