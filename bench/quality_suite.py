@@ -7,6 +7,10 @@ models unless ``allow_random``):
 * ImageNet sample: text-to-image Recall@1/5 and MRR with "a photo of a {class_name}";
 * any ``<class>/<image>`` folder: image-to-image mAP@10 (the query itself excluded).
 
+Always run (bench/quality_ocr_dups.py): OCR word recall and OCR pass throughput on
+words rendered onto real 0.2 MP photos; near-duplicate pair recall per edit and pair
+precision of ``duplicates()`` on edited real photos.
+
 Always run: ANN recall@10 of imgfind's IVF index against exact brute force on
 the stored vectors of a real indexed collection (Flickr photos indexed with the
 model, then the store reopened with a low ``flat_threshold`` so its IVF path is used).
@@ -145,6 +149,8 @@ def run(quick: bool, model_path: Path | None = None, class_folder: Path | None =
         allow_random: bool = False) -> dict[str, Any]:
     from imgfind.embedders import load_embedder
 
+    from .quality_ocr_dups import run_parts
+
     if class_folder and not Path(class_folder).is_dir():
         raise SystemExit(f"--class-folder {class_folder} is not a folder")
     model = Path(model_path) if model_path else ensure_model("vit-b-32")
@@ -178,6 +184,9 @@ def run(quick: bool, model_path: Path | None = None, class_folder: Path | None =
                                    rows))
     ann = ann_recall(model, n_ann)
     fig["ann"] = ann
+    fig_ocr_dups, tables = run_parts(quick)
+    fig.update(fig_ocr_dups)
+    res["tables"] += tables
     res["figures"] = fig
     res["tables"].append(table("ANN recall of the store's IVF index on real embeddings", [
         "photos indexed", "queries", "recall@10 vs exact", "index"],

@@ -96,12 +96,11 @@ def find_groups(store: CollectionStore, threshold: float) -> list[DuplicateGroup
 
     edges: list[_Edge] = []
     proven: set[tuple[int, int]] = set()
-    for (a, b), (variant, bits) in cand.items():
-        proof = prover.prove(a, b, variant, bits)
-        if proof is not None:
+    for (a, b) in cand:
+        edge = _near_edge(prover, a, b)
+        if edge is not None:
             proven.add((min(a, b), max(a, b)))
-            edges.append(_Edge(a, b, "near", 1 - 2 * bits / 64,
-                               editmatch.describe(proof, fps[a], fps[b]), proof.inliers))
+            edges.append(edge)
     if store.info.model not in HASH_MODELS:
         for (a, b), cos in model_pairs.items():
             if (min(a, b), max(a, b)) not in proven:
@@ -117,12 +116,9 @@ def find_groups(store: CollectionStore, threshold: float) -> list[DuplicateGroup
                 if len(found) >= needed or (a, b) in tried or not (has_fp[a] and has_fp[b]):
                     continue
                 tried.update({(a, b), (b, a)})
-                variant, bits = editmatch.best_variant(fps[a], fps[b])
-                proof = prover.prove(a, b, variant, bits)
-                if proof is not None:
-                    found.append(_Edge(a, b, "near", 1 - 2 * bits / 64,
-                                       editmatch.describe(proof, fps[a], fps[b]),
-                                       proof.inliers))
+                edge = _near_edge(prover, a, b) or _near_edge(prover, b, a)
+                if edge is not None:
+                    found.append(edge)
         return found
 
     clusters = _cluster(len(nodes), edges, confirm)
@@ -135,6 +131,16 @@ def find_groups(store: CollectionStore, threshold: float) -> list[DuplicateGroup
     rank = {"exact": 0, "near": 1, "similar": 2}
     groups.sort(key=lambda g: (rank[g.tier], -len(g.ids), -g.score, g.ids[0]))
     return groups
+
+
+def _near_edge(prover: editmatch.Prover, a: int, b: int) -> _Edge | None:
+    """A proven "b is a edited" link, or None."""
+    found = prover.prove_any(a, b)
+    if found is None:
+        return None
+    proof, _variant = found
+    return _Edge(a, b, "near", 1 - 2 * proof.bits / 64,
+                 editmatch.describe(proof, prover.fps[a], prover.fps[b]), proof.inliers)
 
 
 def _fingerprints(store: CollectionStore, reps: list[Item]
@@ -265,10 +271,9 @@ def _edit_from(ref: int, k: int, fps: list[editmatch.Fingerprint], has_fp: list[
                prover: editmatch.Prover, mine: list[_Edge]) -> tuple[str | None, float]:
     """The edit making node k from the reference node, proven directly when possible."""
     if has_fp[ref] and has_fp[k]:
-        variant, bits = editmatch.best_variant(fps[ref], fps[k])
-        proof = prover.prove(ref, k, variant, bits)
-        if proof is not None:
-            return editmatch.describe(proof, fps[ref], fps[k]), round(1 - 2 * bits / 64, 4)
+        edge = _near_edge(prover, ref, k)
+        if edge is not None:
+            return edge.edit, round(edge.score, 4)
     direct = [e for e in mine if {e.a, e.b} == {ref, k}]
     if direct:
         return None, round(direct[0].score, 4)

@@ -40,11 +40,11 @@ CROPS = (1.0, 0.9, 0.8)
 ORIENTATIONS = ("none", "rotated 90", "rotated 180", "rotated 270",
                 "mirrored", "mirrored + rotated 90", "mirrored + rotated 180",
                 "mirrored + rotated 270")
-#: a candidate pair must have some variant within this many of 64 bits. Measured on 40
-#: ImageNet photos x 8 edits among 80 Flickr photos: edited copies (q30, half size,
-#: crops of up to 10%/side) fell at 0-14 bits, unrelated pairs at 8-18 (6 of 2,552
-#: under 14); the keypoint proof removes those.
-CANDIDATE_BITS = 16
+#: a candidate pair must have some variant within this many of 64 bits. Measured on
+#: ImageNet photos x 8 edits among Flickr photos: edited copies fell at 0-14 bits, but a
+#: crop of 10% off one side only (not centred) reached 20; unrelated pairs start at 8,
+#: so candidates are also capped per image and the keypoint proof removes the rest.
+CANDIDATE_BITS = 20
 #: candidates kept per image (nearest first)
 CANDIDATES_PER_IMAGE = 10
 #: RANSAC inliers needed to call a pair an edited copy (on <=256 px thumbnails)
@@ -57,7 +57,7 @@ WORK_SIDE = 256
 class Fingerprint:
     """What the matcher keeps of one image: its small grayscale copy and 24 pHashes."""
 
-    gray: np.ndarray        # (h, w) uint8, longest side <= WORK_SIDE
+    gray: np.ndarray        # (h, w) uint8, longest side WORK_SIDE
     hashes: np.ndarray      # (24, 8) uint8: variant v = crop * 8 + orientation
     size: tuple[int, int]   # (width, height) of the full image, for naming resizes
 
@@ -100,8 +100,13 @@ def fingerprint(image: Image.Image, size: tuple[int, int] | None = None) -> Fing
     (1200, 600)
     """
     gray_im = image.convert("L")
-    if max(gray_im.size) > WORK_SIDE:
-        gray_im.thumbnail((WORK_SIDE, WORK_SIDE), Image.Resampling.BILINEAR)
+    if max(gray_im.size) != WORK_SIDE:
+        # Small images are scaled UP too: keypoints of a 150 px original and its 75 px
+        # half-size copy only match at one common scale (ImageNet holds such photos).
+        s = WORK_SIDE / max(gray_im.size)
+        gray_im = gray_im.resize((max(1, round(gray_im.width * s)),
+                                  max(1, round(gray_im.height * s))),
+                                 Image.Resampling.BILINEAR if s < 1 else Image.Resampling.BICUBIC)
     gray = np.asarray(gray_im, dtype=np.uint8)
     small = []
     for frac in CROPS:
@@ -187,6 +192,22 @@ class Prover:
             pts = np.array([k.pt for k in kps], dtype=np.float32).reshape(-1, 2)
             self._feats[key] = (pts, desc)
         return self._feats[key]
+
+    def prove_any(self, i: int, j: int, tries: int = 2) -> tuple[Proof, int] | None:
+        """Proof that j is an edit of i under the ``tries`` orientations whose hashes
+        agree best (a noisy hash can rank a wrong turn first), or None; with the variant.
+        """
+        x = np.unpackbits(self.fps[i].hashes, axis=1) != np.unpackbits(self.fps[j].identity)
+        d = x.sum(1).reshape(len(CROPS), 8).min(0)            # best crop per orientation
+        crop = x.sum(1).reshape(len(CROPS), 8).argmin(0)
+        for t in np.argsort(d, kind="stable")[:tries]:
+            if d[t] > CANDIDATE_BITS + 4:
+                break
+            variant = int(crop[t]) * 8 + int(t)
+            proof = self.prove(i, j, variant, int(d[t]))
+            if proof is not None:
+                return proof, variant
+        return None
 
     def prove(self, i: int, j: int, variant: int, bits: int) -> Proof | None:
         """Proof that image j is image i edited as ``variant`` predicts, or None."""
