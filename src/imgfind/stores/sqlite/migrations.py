@@ -66,6 +66,12 @@ MIGRATIONS: list[Migration] = [
               "ALTER TABLE items ADD COLUMN ocr_lines TEXT; "
               "CREATE INDEX items_ocr_todo ON items(rowid) WHERE ocr IS NULL; "
               "CREATE VIRTUAL TABLE ocr_fts USING fts5(text, tokenize='trigram')"),
+    # Re-embedding (imgfind.reembed): the next model's vectors, built beside the live
+    # ones; item_seq is the item's seq when embedded, so a rewritten item is stale.
+    Migration(4, "staged vectors",
+              "CREATE TABLE staged_vectors("
+              "rowid INTEGER PRIMARY KEY REFERENCES items(rowid) ON DELETE CASCADE, "
+              "v BLOB NOT NULL, item_seq INTEGER NOT NULL)"),
 ]
 
 

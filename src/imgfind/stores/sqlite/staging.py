@@ -1,6 +1,6 @@
 """Staged vectors: a second model's vectors built beside the live ones, then switched to.
 
-``staged_vectors`` holds one row per item already embedded with the staged
+``staged_vectors`` (schema migration 4) holds one row per item already embedded with the staged
 model, stamped with the item's ``seq`` at the time it was read: an item
 written again since (a changed file, a re-insert) no longer matches its stamp
 and is embedded again. ``meta.staging`` names the staged model. The switch is
@@ -25,10 +25,6 @@ from .core import StoreCore
 
 __all__ = ["Staging"]
 
-_TABLE = """CREATE TABLE IF NOT EXISTS staged_vectors(
-    rowid INTEGER PRIMARY KEY REFERENCES items(rowid) ON DELETE CASCADE,
-    v BLOB NOT NULL,
-    item_seq INTEGER NOT NULL)"""
 _PENDING = ("FROM items i LEFT JOIN staged_vectors s ON s.rowid = i.rowid "
             "WHERE (s.rowid IS NULL OR s.item_seq != i.seq)")
 
@@ -67,7 +63,6 @@ class Staging(StoreCore):
                         f"model {current.model!r}; finish that (run it again: it resumes) "
                         "or abort it first")
                 if current is None:
-                    con.execute(_TABLE)
                     con.execute("DELETE FROM staged_vectors")
                     value = json.dumps({"model": info.model, "dim": info.dim,
                                         "model_path": info.model_path, "started": _now()})
