@@ -29,12 +29,12 @@ from collections.abc import Callable
 import numpy as np
 
 from . import imageio, sources
-from .embedders.base import Embedder
+from .embedders.base import Embedder, Preprocessor
 from .errors import ImgfindError, InvalidInput, NotSupported, StoreError
 from .stores.base import CollectionInfo, CollectionStore, StagingStore, StagingTask
 from .types import ReembedReport
 
-__all__ = ["ReembedReport", "reembed", "staging_store"]
+__all__ = ["ReembedReport", "image_pixels", "reembed", "staging_store"]
 
 ProgressCallback = Callable[[int, int | None], None]
 #: Passes over items written during the re-embed before giving up on a switch.
@@ -69,17 +69,15 @@ def reembed(store: CollectionStore, embedder: Embedder, *, model_path: str | Non
         raise InvalidInput(f"collection {info.name!r} already uses model {info.model!r}")
     st.begin_staging(CollectionInfo(name=info.name, model=embedder.name, dim=embedder.dim,
                                     model_path=model_path))
-    from .indexer import default_workers, draft_size
+    from .indexer import default_workers
 
     pre = embedder.preprocessor()
-    min_size = draft_size(embedder)
     n_workers = default_workers() if workers is None else max(1, workers)
 
     def pixels(task: StagingTask) -> np.ndarray | ImgfindError:
         try:
-            data = _read(store, task, limits, allow_private_urls)
-            decoded = imageio.decode(data, limits=limits, min_size=min_size)
-            return pre.pixels(decoded.image)
+            return image_pixels(_read(store, task, limits, allow_private_urls), embedder, pre,
+                                limits)
         except ImgfindError as e:
             return e
         except Exception as e:  # a decoder bug fails one item, never the run
@@ -133,6 +131,15 @@ def reembed(store: CollectionStore, embedder: Embedder, *, model_path: str | Non
                 return report
     raise StoreError(f"collection {info.name!r} kept changing through {MAX_PASSES} passes; "
                      "run reembed again when writes calm down (the work so far is kept)")
+
+
+def image_pixels(data: bytes, embedder: Embedder, pre: Preprocessor,
+                 limits: imageio.Limits) -> np.ndarray:
+    """Image bytes -> ``pre.pixels`` for ``embedder`` (decoded at the size it needs)."""
+    from .indexer import draft_size
+
+    decoded = imageio.decode(data, limits=limits, min_size=draft_size(embedder))
+    return pre.pixels(decoded.image)
 
 
 def _read(store: CollectionStore, task: StagingTask, limits: imageio.Limits,

@@ -41,6 +41,7 @@ from . import (  # noqa: F401  (registers commands)
     items,
     ls,
     ocr,
+    portable,
     reembed,
     search,
     serve,
