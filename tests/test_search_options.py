@@ -319,3 +319,13 @@ def test_rest_multipart_search_takes_the_options_as_form_fields(env, shared) -> 
     typo = httpx.post(f"{env['client'].url}/api/collections/{local.name}/search",
                       json={"text": "a dog", "positive": [{"text": "x", "wieght": 2}]})
     assert typo.status_code == 422 and "wieght" in typo.text
+
+
+def test_hybrid_leaves_out_a_word_hit_deleted_meanwhile(shared, monkeypatch) -> None:
+    local = shared["library"]
+    zebra = local.items(where={"i": 6})[0].id
+    words = local.store.text_search
+    monkeypatch.setattr(local.store, "text_search",
+                        lambda q, k, where=None: [("gone-meanwhile", 9.0), *words(q, k, where)])
+    hits = local.search("zebra", k=5, mode="hybrid")
+    assert "gone-meanwhile" not in ids(hits) and hits[0].id == zebra

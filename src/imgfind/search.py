@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import InvalidInput
+from .errors import InvalidInput, NotFound
 from .query import HYBRID_DEPTH, RRF_K, Query, combine, sort_by
 from .types import Hit
 
@@ -80,9 +80,14 @@ def _hybrid(col: Collection, q: Query, qv: np.ndarray) -> list[tuple[str, float]
     missing = [i for i in by_text if i not in cosine]
     if missing:
         # text-only hits get their cosine too, so a score means the same in every mode
-        for i, v in zip(missing, col.store.vectors(missing)):
+        try:
+            vectors = col.store.vectors(missing)
+        except NotFound:  # deleted since the text ranking: leave those out
+            missing = [it.id for it in col.store.get(missing) if it is not None]
+            vectors = col.store.vectors(missing)
+        for i, v in zip(missing, vectors):
             cosine[i] = float(np.dot(v, qv))
-    return [(i, cosine[i]) for i in rrf([i for i, _ in by_vector], by_text)]
+    return [(i, cosine[i]) for i in rrf([i for i, _ in by_vector], by_text) if i in cosine]
 
 
 def _finish(col: Collection, q: Query, ranked: list[tuple[str, float]]) -> list[Hit]:
