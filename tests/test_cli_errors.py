@@ -15,6 +15,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import typer
@@ -209,11 +210,16 @@ def test_models_lists_phash():
 def test_every_option_has_help_and_workers_are_threads():
     root = typer.main.get_command(app)
     missing = []
-    for name, cmd in [("imgfind", root), *root.commands.items()]:  # type: ignore[attr-defined]
+    walked = 0
+    todo: list[tuple[str, Any]] = [("imgfind", root)]
+    while todo:  # the whole tree: sub-command groups too
+        name, cmd = todo.pop()
+        walked += 1
         for param in cmd.params:
             if param.param_type_name == "option" and not (param.help or "").strip():
                 missing.append(f"{name} {param.opts[0]}")
-    assert missing == []
+        todo += [(f"{name} {sub}", c) for sub, c in getattr(cmd, "commands", {}).items()]
+    assert walked > 10 and missing == []
     workers = next(p for p in root.commands["index"].params  # type: ignore[attr-defined]
                    if p.name == "workers")
     assert "thread" in workers.help.lower() and "process" not in workers.help.lower()
