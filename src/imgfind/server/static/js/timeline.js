@@ -96,7 +96,13 @@ export async function jumpTo(month) {
   window.scrollTo({ top: 0 });
 }
 
-ui.jump.addEventListener("change", () => jumpTo(ui.jump.value));
+// Typing a month can fire "change" twice; one jump per month at a time.
+let jumping = null;
+ui.jump.addEventListener("change", () => {
+  if (jumping === ui.jump.value) return;
+  jumping = ui.jump.value;
+  jumpTo(ui.jump.value).finally(() => { jumping = null; });
+});
 ui.newer.addEventListener("click", () => {
   state.offset = 0;
   run();
