@@ -211,6 +211,8 @@ let filterTimer = null;
 export function applyFilters() {
   clearTimeout(filterTimer);
   if (!checkRows()) return;
+  // Busy from now, not from when the debounced query starts: what is shown is stale.
+  ui.gallery.setAttribute("aria-busy", "true");
   filterTimer = setTimeout(() => run(), 120);
 }
 
