@@ -44,7 +44,9 @@ export const BROKEN_IMAGE = "data:image/svg+xml," + encodeURIComponent(
   '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" fill="none" stroke="#8a93a3" ' +
   'stroke-width="1.5" stroke-linecap="round" stroke-linejoin="round">' + ICONS.image + "</svg>");
 
+/** What an item is called: its file name (uploads keep theirs), else the end of its source. */
 export function displayName(item) {
+  if (item.file?.name) return String(item.file.name);
   const src = item.source || item.id;
   const name = src.startsWith("upload:") ? src.slice(7) : src.split(/[\\/]/).filter(Boolean).pop();
   return name || item.id;
