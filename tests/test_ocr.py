@@ -91,6 +91,8 @@ def test_text_search_and_filters_find_ocr_text(ocr_col):
     hits = col.search(Image.open(io.BytesIO(col.image(item_id))), k=3,
                       where={"ocr": {"$contains": word}})
     assert hits and all(word.lower() in h.item.ocr["text"].lower() for h in hits)
+    # the search modes that rank by words see OCR text too
+    assert item_id in [h.id for h in col.search(word.lower(), mode="text", k=3)]
     # after a rebuild the OCR index still answers
     col.rebuild()
     assert item_id in [h.id for h in col.text_search(word)]
