@@ -93,6 +93,7 @@ class MilvusBackend:
             Path(self.uri).parent.mkdir(parents=True, exist_ok=True)
         try:
             self.client = MilvusClient(self.uri, **kw)
+            self.server = str(self.client.get_server_version())
         except Exception as e:   # pymilvus raises several types for one failure
             raise StoreError(f"cannot connect to Milvus at {_safe(self.uri)}: {e}") from e
 
@@ -112,7 +113,8 @@ class MilvusBackend:
         parsed = info_from_description((d.get("properties") or {}).get(INFO_KEY, ""))
         if parsed is None:
             return None
-        extra = {"shards": d.get("num_shards"), "uri": _safe(self.uri), "db": self.db}
+        extra = {"shards": d.get("num_shards"), "uri": _safe(self.uri), "db": self.db,
+                 "server": self.server}
         return parsed[0], parsed[1], extra
 
     def collections(self) -> list[CollectionInfo]:
@@ -150,7 +152,7 @@ class MilvusBackend:
             store = MilvusStore(c, cname, info, spec, self.blobs,
                                 {"shards": self.options.shards,
                                  "replicas": self.options.replicas, "uri": _safe(self.uri),
-                                 "db": self.db})
+                                 "db": self.db, "server": self.server})
             self._open[info.name] = store
             return store
 

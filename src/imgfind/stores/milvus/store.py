@@ -30,7 +30,7 @@ from ...filters.evaluate import matches
 from ...filters.milvus import MilvusPlan, plan_milvus
 from ...types import Item
 from ..base import CollectionInfo, Record, SourceState
-from . import health, schema
+from . import fulltext, health, schema
 from .blobs import BlobStore
 from .schema import and_ as _and
 from .schema import check_k as _check_k
@@ -42,6 +42,7 @@ __all__ = ["MilvusStore"]
 _BATCH = 500          # rows per upsert / ids per "in [...]" list
 _ITER = 4096          # rows per page when scanning
 _MAX_LIMIT = 16384    # Milvus' largest search limit
+_FLUSH_ROWS, _FLUSH_SEARCH = 2048, 256     # Milvus Lite only (see MilvusStore.__init__)
 
 
 class MilvusStore:
@@ -58,6 +59,11 @@ class MilvusStore:
         self.describe = describe
         self._recent = threading.local()
         self.closed = False
+        # Milvus Lite searches unflushed rows by converting them row by row (seconds at
+        # 10k rows); Milvus proper seals growing segments itself. So on Lite only, this
+        # handle flushes after _FLUSH_ROWS writes, or before a search once _FLUSH_SEARCH.
+        self.lite = str(describe.get("server", "")).startswith("milvus_lite")
+        self._unflushed = 0
 
     # ----------------------------------------------------------------- helpers
     def _call(self, what: str, fn: Any, *args: Any, **kw: Any) -> Any:
@@ -98,6 +104,12 @@ class MilvusStore:
                 out[r["id"]] = r
         return out
 
+    def _wrote(self, n: int, threshold: int) -> None:
+        self._unflushed += n
+        if self.lite and self._unflushed >= threshold:
+            self._call("flush", self.client.flush)
+            self._unflushed = 0
+
     def _forget(self, ids: Iterable[str]) -> None:
         recent = getattr(self._recent, "items", None)
         if recent:
@@ -129,6 +141,7 @@ class MilvusStore:
                 for i, (r, vec, meta, exif, file) in enumerate(checked)]
         for i in range(0, len(rows), _BATCH):
             self._call("upsert", self.client.upsert, rows[i:i + _BATCH])
+        self._wrote(len(rows), _FLUSH_ROWS)
         self._forget(ids)
         return ids
 
@@ -305,6 +318,7 @@ class MilvusStore:
         k = _check_k(k)
         if k == 0 or len(q) == 0:
             return [[] for _ in range(len(q))]
+        self._wrote(0, _FLUSH_SEARCH)
         plan = plan_milvus(where)
         if exclude:
             plan = dataclasses.replace(plan, expr=_and(
@@ -357,31 +371,9 @@ class MilvusStore:
 
     def text_search(self, query: str, k: int = 10,
                     where: dict | None = None) -> list[tuple[str, float]]:
-        """Full-text search over source path, user metadata, EXIF and file name.
-
-        Every word must occur (as a substring, case-insensitively); hits are ranked
-        by Milvus' BM25 where a word matches whole, then the rest by listing order
-        with score 0.
-        """
-        k = _check_k(k)
-        words = schema.words_of(query or "")[:32]
-        if not words or k == 0:
-            return []
-        # Words hold letters and digits only: nothing to escape in the LIKE pattern.
-        likes = [f"text like {schema_lit('%' + w + '%')}" for w in words]
-        plan = plan_milvus(where)
-        plan = dataclasses.replace(plan, expr=_and(plan.expr, *likes))
-        hits = self._hits("sparse", [" ".join(words)], k, plan,
-                          {"metric_type": "BM25"})[0]
-        out = [(h["id"], abs(float(h["distance"]))) for h in hits]
-        if len(out) < k:
-            seen = {i for i, _ in out}
-            for r in self._matching(plan, []):
-                if len(out) >= k:
-                    break
-                if r["id"] not in seen:
-                    out.append((r["id"], 0.0))
-        return out
+        """Full-text search over source path, user metadata, EXIF and file name: every word
+        must occur; BM25-ranked (see :func:`.fulltext.text_search`)."""
+        return fulltext.text_search(self, query, k, where)
 
     # ------------------------------------------------------------------ health
     def index_info(self) -> dict[str, Any]:
