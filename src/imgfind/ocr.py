@@ -113,18 +113,26 @@ class OcrEngine:
         return OcrResult(text="\n".join(line.text for line in lines), lines=lines)
 
 
-_shared: dict[tuple[int, float, int | None], OcrEngine] = {}
+_shared: dict[tuple[int, float, int | None], list[OcrEngine]] = {}
 _shared_lock = threading.Lock()
 
 
 def shared_engine(max_side: int = MAX_SIDE, min_confidence: float = MIN_CONFIDENCE,
                   threads: int | None = None) -> OcrEngine:
     """One engine per setting per process (loading the models takes ~0.5 s)."""
+    return shared_engines(1, max_side, min_confidence, threads)[0]
+
+
+def shared_engines(n: int, max_side: int = MAX_SIDE, min_confidence: float = MIN_CONFIDENCE,
+                   threads: int | None = None) -> list[OcrEngine]:
+    """``n`` engines of one setting, kept for the process: a pass (and each step of the
+    server's worker) reuses them instead of loading the models again."""
     key = (max_side, min_confidence, threads)
     with _shared_lock:
-        if key not in _shared:
-            _shared[key] = OcrEngine(max_side, min_confidence, threads)
-        return _shared[key]
+        engines = _shared.setdefault(key, [])
+        while len(engines) < n:
+            engines.append(OcrEngine(max_side, min_confidence, threads))
+        return engines[:n]
 
 
 @dataclass
@@ -184,8 +192,7 @@ def run_pass(col: Any, *, workers: int | None = None, limit: int | None = None,
     t0 = time.perf_counter()
     report = OcrReport()
     n = workers or default_workers()
-    engines = [shared_engine(threads=1) if i == 0 else OcrEngine(threads=1) for i in range(n)]
-    free = list(engines)
+    free = list(shared_engines(n, threads=1))
     free_lock = threading.Lock()
 
     def work(item_id: str) -> dict[str, Any]:
