@@ -155,3 +155,47 @@ def test_milvus_filter_refuses_ocr_key():
 
     with pytest.raises(UnsupportedFilter, match="ocr"):
         compile_milvus({"ocr": {"$contains": "exit"}})
+
+
+def test_backend_without_ocr_refuses_it(tmp_path, monkeypatch):
+    from imgfind.errors import NotSupported
+
+    with imgfind.open(tmp_path / "home") as lib:
+        monkeypatch.setattr(type(lib.backend), "supports_ocr", False)
+        with pytest.raises(NotSupported, match="OCR"):
+            lib.create_collection("c", model="phash", ocr=True)
+        assert "c" not in [c.name for c in lib.collections()]
+
+
+def test_kill_9_during_the_pass_loses_nothing(tmp_path):
+    """A pass killed at any moment keeps every committed batch; the next one reads the rest."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    home = tmp_path / "home"
+    with imgfind.open(home) as lib:
+        col = lib.create_collection("default", model="phash", ocr=True)
+        for n, p in enumerate(real_photos(40, start=420)):
+            col.insert(p.read_bytes(), id=f"i{n}")
+    proc = subprocess.Popen(["imgfind", "--home", str(home), "ocr", "--workers", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            with imgfind.open(home) as lib:
+                if lib.collection("default").ocr_status()["done"] >= 16:
+                    break
+            time.sleep(0.2)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(30)
+    with imgfind.open(home) as lib:
+        col = lib.collection("default")
+        before = col.ocr_status()
+        assert before["done"] >= 16 and before["done"] + before["pending"] == 40
+        assert col.check()["ok"]
+        report = col.run_ocr()
+        assert report.read == before["pending"] and report.pending == 0
+        assert all(it.ocr is not None for it in col.items(limit=100))
