@@ -7,6 +7,7 @@ language, two backends, the same answers.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -290,6 +291,12 @@ def test_two_clients_see_each_others_writes_at_once(server_port, tmp_path):
             assert sb.count() == i + 1
         sb.delete(["item-00"])
         assert sa.get(["item-00"]) == [None]
+        # A search's hit fields answer only this thread's next get, briefly: a later get
+        # reads what another client wrote meanwhile.
+        sa.search(_records(5)[1].vector, 1)
+        sb.set_metadata("item-01", {"by": "b"})
+        time.sleep(2.1)
+        assert sa.get(["item-01"])[0].metadata == {"by": "b"}
     finally:
         a.drop("shared")
         a.close()

@@ -43,6 +43,7 @@ _BATCH = 500          # rows per upsert / ids per "in [...]" list
 _ITER = 4096          # rows per page when scanning
 _MAX_LIMIT = 16384    # Milvus' largest search limit
 _FLUSH_ROWS, _FLUSH_SEARCH = 2048, 256     # Milvus Lite only (see MilvusStore.__init__)
+_RECENT_S = 2.0       # a search's hit fields answer this thread's next get() this long
 
 
 class MilvusStore:
@@ -188,6 +189,8 @@ class MilvusStore:
     # -------------------------------------------------------------------- read
     def get(self, ids: Sequence[str]) -> list[Item | None]:
         recent: dict[str, Item] = getattr(self._recent, "items", None) or {}
+        if time.monotonic() - getattr(self._recent, "at", 0.0) > _RECENT_S:
+            recent = {}     # only the hits of a search this thread just made
         self._recent.items = {}
         have = {i: recent[i] for i in ids if i in recent}
         missing = [i for i in ids if i not in have]
@@ -346,7 +349,7 @@ class MilvusStore:
             for h in hits:
                 recent[h["id"]] = schema.item_from_row(h["entity"])
             out.append([(h["id"], float(h["distance"])) for h in hits])
-        self._recent.items = recent
+        self._recent.items, self._recent.at = recent, time.monotonic()
         return out
 
     def _hits(self, field: str, data: list, k: int, plan: MilvusPlan,
