@@ -17,7 +17,8 @@ from .common import REPO, print_tables, save_result
 
 SUITES = {"store": "bench.store_suite", "pipeline": "bench.pipeline_suite",
           "quality": "bench.quality_suite", "cli": "bench.cli_suite",
-          "server": "bench.server_suite", "sort": "bench.sort_suite"}
+          "server": "bench.server_suite", "sort": "bench.sort_suite",
+          "portable": "bench.portable_suite"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     kwargs = {"quick": a.quick}
     if a.suite == "store":
         kwargs.update(sizes=a.sizes, systems=a.systems, queries=a.queries, timeout=a.timeout)
-    if a.suite == "sort":
+    if a.suite in ("sort", "portable"):
         kwargs.update(sizes=a.sizes)
     if a.suite == "pipeline":
         kwargs.update(ray=a.ray)
