@@ -1,6 +1,6 @@
 """Browser tests of the search controls (issue 10, UI side): the minimum-score
-threshold, the order of hits, "more like this" / "less like this" chips, and the
-duplicate review screen.
+threshold, the order of hits, "more like this" / "less like this" chips, OCR text in
+the item view, and the duplicate review screen.
 
 Real server on 127.0.0.1 over a real library of real photos, headless Chromium.
 Screenshots: ``tests/artifacts/web-search-*.png``.
@@ -194,6 +194,31 @@ def test_item_view_offers_more_and_less_like_this(page, env):
     assert url_param(page, "pos") == target and url_param(page, "item") is None
 
 
+def test_item_view_shows_the_text_read_in_the_image(page, env, tmp_path):
+    pytest.importorskip("rapidocr_onnxruntime")
+    import imgfind
+    from imgfind.server import create_app
+    from tests.test_ocr import _signed
+
+    lib = imgfind.open(tmp_path / "home")
+    col = lib.create_collection("signs", model="phash", ocr=True)
+    (data, words), = _signed(real_photos(1, start=300))
+    col.insert(data, id="sign", name="sign.jpg")
+    col.run_ocr()
+    text = col.get("sign").ocr["text"]
+    assert any(w.lower() in text.lower() for w in words)
+    server = LiveServer(create_app(lib))
+    try:
+        open_ui(page, server.url, "#c=signs&item=sign")
+        page.wait_for_selector("#item-view[open]")
+        section = page.locator("#item-details section[aria-label='Text in image']")
+        assert section.locator(".ocr-text").inner_text() == text
+        shot(page, "search-ocr-item")
+    finally:
+        server.stop()
+        lib.close()
+
+
 def test_duplicate_review_keeps_the_chosen_one_after_a_count(page, env):
     col = env["col"]
     before = col.count()
@@ -213,7 +238,10 @@ def test_duplicate_review_keeps_the_chosen_one_after_a_count(page, env):
     shot(page, "search-duplicates")
     keep = env["dup"]
     group.locator(f'.dup-tile[data-id="{keep}"] input[type=radio]').check()
-    group.locator("header .btn").click()
+    with page.expect_request(lambda r: r.url.endswith("/duplicates/resolve")) as req:
+        group.locator("header .btn").click()
+    assert json.loads(req.value.post_data) == {
+        "groups": [{"keep": keep, "ids": pair}], "dry_run": True}
     page.wait_for_selector("#confirm-view[open]")
     text = page.text_content("#confirm-view")
     assert "Delete 1 image?" in text and "1 group keeps one image each" in text

@@ -137,7 +137,9 @@ $("#create-form").addEventListener("submit", async (e) => {
     return;
   }
   try {
-    await api("api/collections", { method: "POST", json: model ? { name, model } : { name } });
+    const body = model ? { name, model } : { name };
+    if ($("#create-ocr").checked) body.ocr = true;
+    await api("api/collections", { method: "POST", json: body });
   } catch (error) {
     err.textContent = error.message;
     err.hidden = false;

@@ -1,7 +1,8 @@
 // The duplicate review screen: groups of images that look the same, side by side with
 // their tier (exact, near, similar) and scores. In each group one image is kept (the
 // suggested one unless you pick another); "Keep this one" resolves one group, "Resolve
-// all" every group, each after a count of what would be deleted.
+// all" every group. Each asks the server for a dry run first (POST duplicates/resolve),
+// shows its count, and deletes only if that count still holds ("expect").
 
 import { api, colPath, thumbUrl } from "./api.js";
 import { refreshCount } from "./collections.js";
@@ -91,6 +92,7 @@ function group(g, gi) {
     const s = scoreOf(g, id);
     const facts = it ? [it.width && it.height ? `${it.width} × ${it.height}` : null, it.format,
       it.file?.size ? `${Math.round(it.file.size / 1024)} KB` : null].filter(Boolean).join(" · ") : "";
+    const edit = g.edits && !Array.isArray(g.edits) ? g.edits[id] : null;
     const radio = el("input", { type: "radio", name: `keep-${gi}`, value: id, checked: kept, "aria-label": `Keep ${name}` });
     // Choosing another one to keep repaints this group's tiles in place.
     radio.addEventListener("change", () => {
@@ -105,41 +107,49 @@ function group(g, gi) {
       el("img", { src: thumbUrl(id), alt: name, loading: "lazy" }),
       el("span", { class: "dup-name", text: name, title: it?.source || id }),
       el("span", { class: "muted small-text", text: facts }),
+      edit ? el("span", { class: "dup-edit small-text", text: edit }) : null,
       s !== null ? el("span", { class: "score", text: s.toFixed(3) }) : null,
       el("span", { class: "dup-keep" }, radio, el("span", { class: "dup-keep-label", text: kept ? " Kept" : " Keep this one" })));
   });
   const resolve = el("button", { type: "button", class: "btn danger small", text: `Keep the selected one, delete ${plural(extra(g), "other")}` });
   resolve.addEventListener("click", () => resolveGroups([g]));
-  const edits = Array.isArray(g.edits) && g.edits.length ? ` · ${g.edits.join(", ")}` : "";
   return el("section", { class: "dup-group", "data-tier": g.tier, "aria-label": `Group ${gi + 1}` },
     el("header", {},
       el("span", { class: `tier ${g.tier}`, text: g.tier }),
-      el("span", { class: "muted", text: `${TIERS[g.tier] || g.tier} · score ${Number(g.score).toFixed(3)}${edits}` }),
+      el("span", { class: "muted", text: `${TIERS[g.tier] || g.tier} · score ${Number(g.score).toFixed(3)}` }),
       resolve),
     el("div", { class: "dup-tiles" }, tiles));
 }
 
 async function resolveGroups(chosen) {
-  const ids = chosen.flatMap((g) => g.ids.filter((id) => id !== g.keep));
-  if (!ids.length) return;
-  // The dry run: the count is shown before anything is deleted.
-  const ok = await confirmDialog(`Delete ${plural(ids.length, "image")}?`,
-    `${plural(chosen.length, "group")} keep${chosen.length === 1 ? "s" : ""} one image each; ` +
-    `${plural(ids.length, "other")} ${ids.length === 1 ? "is" : "are"} deleted from “${state.collection}”. ` +
+  const body = { groups: chosen.map((g) => ({ keep: g.keep, ids: g.ids })) };
+  const url = `${colPath()}/duplicates/resolve`;
+  let plan;
+  try {
+    plan = await api(url, { method: "POST", json: { ...body, dry_run: true } });
+  } catch (err) {
+    showError(err, "Could not plan the clean-up");
+    return;
+  }
+  if (!plan.count) { toast("Nothing to delete in these groups."); return; }
+  const n = plan.groups ?? chosen.length;
+  const ok = await confirmDialog(`Delete ${plural(plan.count, "image")}?`,
+    `${plural(n, "group")} keep${n === 1 ? "s" : ""} one image each; ` +
+    `${plural(plan.count, "other")} ${plan.count === 1 ? "is" : "are"} deleted from “${state.collection}”. ` +
     "Original files on disk are not touched.");
   if (!ok) return;
-  let data;
+  let done;
   try {
-    data = await api(`${colPath()}/items/delete`, { method: "POST", json: { ids } });
+    done = await api(url, { method: "POST", json: { ...body, dry_run: false, expect: plan.count } });
   } catch (err) {
     showError(err, "Could not delete the duplicates");
     return;
   }
-  const failed = (data.results || []).filter((r) => r.error).length;
+  const failed = (done.errors || []).length;
   groups = groups.filter((g) => !chosen.includes(g));
   render();
   refreshCount();
-  toast(`${plural(ids.length - failed, "duplicate")} deleted.`, failed
+  toast(`${plural((done.delete || []).length, "duplicate")} deleted.`, failed
     ? { title: `${plural(failed, "image")} could not be deleted`, error: true } : {});
 }
 
