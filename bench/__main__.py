@@ -1,6 +1,6 @@
 """``python -m bench <suite> [--quick] [--out bench/results]`` and ``python -m bench report``.
 
-Suites: store, pipeline, quality, cli, server, sort. Each writes
+Suites: store, pipeline, quality, cli, server, sort, reliability. Each writes
 ``<out>/<suite>-<YYYY-MM-DD>.json`` (``.quick.json`` for --quick runs) and prints
 its tables; ``report`` turns the latest result files into docs/benchmarks.md and
 docs/img/*.png.
@@ -18,7 +18,8 @@ from .common import REPO, print_tables, save_result
 SUITES = {"store": "bench.store_suite", "pipeline": "bench.pipeline_suite",
           "quality": "bench.quality_suite", "cli": "bench.cli_suite",
           "server": "bench.server_suite", "sort": "bench.sort_suite",
-          "portable": "bench.portable_suite"}
+          "portable": "bench.portable_suite",
+          "reliability": "bench.reliability_suite"}
 
 
 def main(argv: list[str] | None = None) -> int:
