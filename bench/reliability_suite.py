@@ -146,12 +146,11 @@ def kill_index(work: Path, model: Path, trials: int, n_photos: int) -> dict[str,
                                          "--model-path", str(model), "--json"),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 env=python_env())
-        # Kill once writing has begun (the first batches are in the WAL), at a random moment.
-        wal = home / "collections" / "default" / "items.db-wal"
+        # Kill once the first batch is committed, at a random moment after it.
+        db = home / "collections" / "default" / "items.db"
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None and (
-                not wal.exists() or wal.stat().st_size < 100_000):
-            time.sleep(0.02)
+        while time.monotonic() < deadline and proc.poll() is None and _rows(db) == 0:
+            time.sleep(0.05)
         time.sleep(rng.uniform(0.0, 1.0))
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
@@ -170,6 +169,22 @@ def kill_index(work: Path, model: Path, trials: int, n_photos: int) -> dict[str,
         out["items_lost"] += max(0, n_photos - (n or 0))
         blog(f"kill_index trial {t + 1}/{trials}: killed at {at} items, {n} after resume")
     return out
+
+
+def _rows(db: Path) -> int:
+    """Committed items in a SQLite collection file, read-only (0 while it does not exist)."""
+    import sqlite3
+
+    if not db.exists():
+        return 0
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
+        try:
+            return int(conn.execute("SELECT count(*) FROM items").fetchone()[0])
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return 0
 
 
 def _count_and_check(home: Path, model: Path) -> tuple[int | None, bool]:
