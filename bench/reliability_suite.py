@@ -422,8 +422,9 @@ def run_schemathesis(url: str, seconds: int, api_key: str | None, out: Path) -> 
     if api_key:
         cmd += ["-H", f"Authorization: Bearer {api_key}"]
     with out.open("w") as f:
+        # cwd: schemathesis keeps a .schemathesis/ folder of its own there
         p = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, timeout=seconds + 240,
-                           env=python_env())
+                           env=python_env(), cwd=out.parent)
     text = out.read_text(errors="replace")
     m = re.search(r"(\d+) generated", text)
     return {"seconds": seconds, "exit_code": p.returncode,
