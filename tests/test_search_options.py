@@ -329,3 +329,26 @@ def test_hybrid_leaves_out_a_word_hit_deleted_meanwhile(shared, monkeypatch) -> 
                         lambda q, k, where=None: [("gone-meanwhile", 9.0), *words(q, k, where)])
     hits = local.search("zebra", k=5, mode="hybrid")
     assert "gone-meanwhile" not in ids(hits) and hits[0].id == zebra
+
+
+def test_a_filtered_date_listing_walks_a_filter_and_date_index(tmp_path) -> None:
+    from imgfind.stores import CollectionInfo, Record, StoreOptions, open_backend
+
+    backend = open_backend(tmp_path, StoreOptions(auto_index_min=10))
+    store = backend.create(CollectionInfo(name="s", model="toy", dim=4))
+    v = np.eye(4, dtype=np.float32)
+    store.put([Record(id=f"i{i}", source=f"/p/{i}.jpg", vector=v[i % 4],
+                      taken=f"20{10 + i % 15}-01-01T00:00:00", metadata={"album": i % 3})
+               for i in range(60)])
+    want = sorted((f"20{10 + i % 15}", i) for i in range(60) if i % 3 == 1)
+    expect = [f"i{i}" for _, i in sorted(want, reverse=True)][:5]
+    assert store.ids({"album": 1}, limit=5, sort="-taken") == expect
+    from imgfind.stores.sqlite.rows import _ORDER
+
+    plan = " ".join(str(r) for r in store._con.execute(
+        "EXPLAIN QUERY PLAN SELECT id FROM items WHERE json_extract(metadata, '$.\"album\"') "
+        f"= ? ORDER BY {_ORDER['-taken']} LIMIT 5", [1]))
+    assert "TEMP B-TREE" not in plan and "ix_field_" in plan, plan
+    # a filter it cannot serve (two keys, a range) still answers, from the date index
+    assert store.ids({"album": 1, "i": {"$gt": 0}}, limit=5, sort="-taken") == []
+    backend.close()

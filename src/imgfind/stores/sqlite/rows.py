@@ -7,14 +7,15 @@ from exactly that. A new write path (OCR text, ...) must do the same.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
-from ...errors import InvalidInput, ModelMismatch, NotFound
-from ...filters import compile_filter
+from ...errors import InvalidInput, ModelMismatch, NotFound, StoreError
+from ...filters import compile_filter, field_expression
 from ...types import Item
 from ..base import Record, SourceState
 from ..vector_index import VectorIndex
@@ -30,13 +31,14 @@ from .codec import (
     _now,
     _qs,
 )
-from .planner import SearchPlanner
+from .planner import _MAX_AUTO_INDEXES, SearchPlanner
 
 __all__ = ["RowStore"]
 
 #: ORDER BY per listing sort. Each date sort reads one index (migration 2) in either
 #: direction; equal dates follow insertion order in the sort's direction, which keeps
 #: the scan a plain index walk (no sorter, even at 1M rows).
+_DATE = {"taken": "COALESCE(taken, added)", "added": "added"}
 _ORDER: dict[str | None, str] = {
     None: "rowid",
     "taken": "COALESCE(taken, added), rowid",
@@ -244,10 +246,38 @@ class RowStore(SearchPlanner):
             raise InvalidInput(f"sort must be one of {', '.join(map(str, _ORDER))}")
         sql, params = compile_filter(where)
         with self._lock:
+            if sort is not None and where:
+                self._sort_index(where, sort)
             self._auto_index(where)
             return [r[0] for r in self._con.execute(
                 f"SELECT id FROM items WHERE {sql} ORDER BY {_ORDER[sort]} LIMIT ? OFFSET ?",
                 [*params, -1 if limit is None else limit, offset])]
+
+    def _sort_index(self, where: dict, sort: str) -> None:
+        """On a large collection, an index on (filter key, date) for a listing filtered by
+        one key's value and sorted by date (``{"album": "Rome"}`` newest first): the page
+        is then an index walk too, instead of sorting every match (150-240 ms at 1M rows
+        with a 1% filter, ``python -m bench sort``). Other filters keep the date index."""
+        if len(where) != 1 or len(self._indexed_exprs) >= _MAX_AUTO_INDEXES:
+            return
+        key, value = next(iter(where.items()))
+        if isinstance(value, dict) and set(value) == {"$eq"}:
+            value = value["$eq"]
+        plain = isinstance(value, (str, int, float)) and not isinstance(value, bool)
+        if key.startswith("$") or not plain or key in self._index_failed \
+                or self._approx_count() < self.options.auto_index_min:
+            return
+        expr = f"{field_expression(key)}, {_DATE[sort.lstrip('-')]}"
+        name = "ix_field_" + hashlib.sha1(expr.encode()).hexdigest()[:16]
+        if any(name in s for s in self._indexed_exprs):
+            return
+        sql = f"CREATE INDEX IF NOT EXISTS {name} ON items({expr})"
+        try:
+            with self._tx():
+                self._con.execute(sql)
+            self._indexed_exprs.add(sql)
+        except StoreError:
+            self._index_failed.add(key)  # read-only or locked: the listing only sorts more
 
     def by_sha256(self, hashes: Iterable[str]) -> dict[str, str]:
         """sha256 -> an id already stored with that content (the earliest one)."""
