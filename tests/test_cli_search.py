@@ -44,6 +44,12 @@ def test_examples_add_and_subtract_as_the_library_does(indexed, tiny_model_dir) 
                   "--like", liked, "-k", "5")
     assert [h["id"] for h in hits] == [h.id for h in expect]
     assert liked not in [h["id"] for h in hits]
+    with imgfind.open(home, model_path=tiny_model_dir) as lib:
+        col_hits = lib.collection().search("beach", positive=["sunset"], negative=["people"],
+                                           weights=[1, 3, 2], k=5)
+    weighted = search(home, "beach", "--add", "sunset", "--sub", "people",
+                      "--weights", "1,3,2", "-k", "5")
+    assert [h["id"] for h in weighted] == [h.id for h in col_hits]
     plain = search(home, "beach", "-k", "5")
     assert [h["score"] for h in plain] != [h["score"] for h in hits]
 
@@ -71,6 +77,8 @@ def test_min_score_sort_and_mode(indexed) -> None:
     (("a dog", "--sub-image", "/no/such.jpg"), "no such image file"),
     (("a dog", "--unlike", "ghost"), "ghost"),
     (("--like", "ghost", "--mode", "hybrid"), "mode"),
+    (("a dog", "--add", "x", "--weights", "1"), "weights"),
+    (("a dog", "--weights", "one"), "--weights"),
 ])
 def test_bad_options_are_one_line_errors(indexed, args, message) -> None:
     home, _ = indexed

@@ -42,6 +42,10 @@ def search(ctx: typer.Context,
            = None,
            unlike: Annotated[list[str] | None, typer.Option(
                "--unlike", help="Look unlike this item, by id (repeatable).")] = None,
+           weights: Annotated[str | None, typer.Option(
+               help="One weight per example, comma-separated, in the order TEXT, --image, "
+                    "--like, --add, --add-image, then --sub, --sub-image, --unlike "
+                    "(default 1 for each positive, 0.5 for each negative).")] = None,
            k: Annotated[int, typer.Option("-k", "--k", help="How many hits.")] = 10,
            where: Annotated[str | None, typer.Option(
                help='Metadata filter as JSON, e.g. \'{"format": "JPEG"}\'.')] = None,
@@ -75,7 +79,14 @@ def search(ctx: typer.Context,
     negative += [{"like": i} for i in unlike or ()]
     if not positive:
         raise InvalidInput("give what to look for: TEXT, --image PATH/URL or --like ID")
-    query = Query.build(positive=positive, negative=negative, k=k,
+    ws: list[float] | None = None
+    if weights is not None:
+        try:
+            ws = [float(w) for w in weights.split(",")]
+        except ValueError:
+            raise InvalidInput(f"--weights must be numbers separated by commas; got "
+                               f"{weights!r}") from None
+    query = Query.build(positive=positive, negative=negative, weights=ws, k=k,
                         where=parse_where(where), min_score=min_score, sort=sort, mode=mode)
     col = settings(ctx).collection(home, collection, model_path)
     hits = col.search(query)
