@@ -41,6 +41,7 @@ from .store import MilvusStore
 __all__ = ["MilvusBackend", "MilvusOptions"]
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_LITE_GRPC = {"grpc.keepalive_time_ms": 600_000}
 _PREFIX_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]{0,63})?$")
 
 
@@ -94,6 +95,11 @@ class MilvusBackend:
         try:
             self.client = MilvusClient(self.uri, **kw)
             self.server = str(self.client.get_server_version())
+            if self.server.startswith("milvus_lite"):
+                # Milvus Lite's gRPC server refuses pymilvus' 10 s keepalive pings
+                # ("too_many_pings" on stderr); it is local, so ping rarely.
+                self.client.close()
+                self.client = MilvusClient(self.uri, grpc_options=_LITE_GRPC, **kw)
         except Exception as e:   # pymilvus raises several types for one failure
             raise StoreError(f"cannot connect to Milvus at {_safe(self.uri)}: {e}") from e
 
