@@ -378,15 +378,18 @@ def test_filtered_search_asks_sqlite_nothing_when_nothing_changed(store):
     store.put(records(clustered(500)))
     where = {"$or": [{"g10": {"$in": [1, 2]}}, {"n": {"$gte": 490}}], "half": {"$ne": 0}}
     first = store.search(clustered(1, seed=3), 10, where=where)
+    second = store.search(clustered(1, seed=3), 10, where=where)    # now from memory: exact
+    assert [h[0] for h in second[0]] == [h[0] for h in first[0]]
+    assert [h[1] for h in second[0]] == pytest.approx([h[1] for h in first[0]], abs=1e-6)
     statements: list[str] = []
     store._conn.set_trace_callback(statements.append)
     try:
         again = store.search(clustered(1, seed=3), 10, where=where)
     finally:
         store._conn.set_trace_callback(None)
-    assert again == first and len(first[0]) == 10
-    # Only the change check and the rowid -> id lookup of the 10 hits; the filter itself
-    # (json_extract over the rows) is answered from memory.
+    assert again == second and len(first[0]) == 10
+    # Only the change check and the rowid -> id lookup of the 10 hits: the filter comes
+    # from the filter cache and (a repeated small match set) the vectors from memory.
     assert statements[0] == "PRAGMA data_version"
     assert [s.split(" IN ")[0] for s in statements[1:]] == [
         "SELECT rowid, id FROM items WHERE rowid"], statements
@@ -403,3 +406,33 @@ def test_filters_on_ocr_text_see_the_ocr_pass(store):
     assert sorted(h[0] for h in got) == ["r4", "r7"]
     got = store.search(x[:1], 5, where={"ocr": "EXIT", "g10": {"$in": [4, 7]}})[0]
     assert [h[0] for h in got] == ["r4"]
+
+
+def test_repeated_small_filters_are_scored_exactly_from_memory(tmp_path):
+    b = open_backend(tmp_path, LOW)
+    s = b.create(CollectionInfo(name="c", model="toy", dim=DIM))
+    x = clustered(3000)                                    # IVF
+    s.put(records(x))
+    q = clustered(8, seed=21)
+    where = {"g100": 7}                                    # 30 rows
+    keep = np.arange(3000) % 100 == 7
+    s.search(q, 10)                                        # builds the vector index
+    loads: list[int] = []
+    real = s._load_vectors
+    s._load_vectors = lambda r: (loads.append(len(r)), real(r))[1]    # type: ignore[method-assign]
+    for _ in range(3):
+        got = s.search(q, 10, where=where)
+        assert [[h[0] for h in g] for g in got] == exact_top(x, q, 10, keep)
+        for qi, g in enumerate(got):
+            for id, score in g:
+                assert score == pytest.approx(float(x[int(id[1:])] @ q[qi]), abs=1e-5)
+    assert loads == [30]                  # read once, on the second sighting
+    got = s.search(q[:1], 10, where=where, exclude=["r7", "r107"])[0]
+    assert len(got) == 10 and not {"r7", "r107"} & {h[0] for h in got}
+    s.put([Record(id="r7", source="/r7.jpg", vector=q[0], metadata={"g100": 7})])
+    for _ in range(2):                    # a write moves seq: the set is read again
+        assert s.search(q[:1], 1, where=where)[0][0][0] == "r7"
+    s.delete(["r7"])
+    assert "r7" not in {h[0] for h in s.search(q[:1], 40, where=where)[0]}
+    assert len(s.search(q[:1], 40, where=where)[0]) == 29
+    b.close()

@@ -12,6 +12,7 @@ from pathlib import Path
 from ...errors import StoreError, StoreTooNew
 from ..vector_index import VectorIndex
 from .filter_cache import FilterCache
+from .match_vectors import MatchVectors
 from .migrations import migrate
 from .schema import DB_FILE, INDEX_FILE, connect, probe, read_info
 
@@ -85,6 +86,7 @@ class StoreCore:
         self._indexed_exprs = self._load_expression_indexes()
         self._index_failed: set[str] = set()
         self._filter_cache = FilterCache()
+        self._match_vectors = MatchVectors()
         _remove_dead_temp_files(self.folder)
 
     def _load_expression_indexes(self) -> set[str]:

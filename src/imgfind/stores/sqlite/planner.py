@@ -66,12 +66,28 @@ class SearchPlanner(IndexSync):
             if node is None:
                 return self._search_all(ix, q, k, excluded)
             bits = self._cached_match(node, ix) if cacheable(node) else self._sql_match(node)
+            small = self._match_vectors.get(node, (ix.seq, self.dim), bits, self._load_vectors)
+            if small is not None:
+                return self._search_exact(q, k, *small, excluded)
             if excluded:
                 gone = np.fromiter(excluded, dtype=np.int64)
                 bits[gone[gone < len(bits)]] = False
             if not bits.any():
                 return [[] for _ in range(len(q))]
             return self._search_selected(ix, q, k, bits)
+
+    def _search_exact(self, q: np.ndarray, k: int, rowids: np.ndarray, vecs: np.ndarray,
+                      excluded: set[int]) -> list[list[tuple[str, float]]]:
+        """Score a small in-memory match set exactly (see :mod:`.match_vectors`)."""
+        want = min(len(rowids), k + len(excluded))
+        # einsum, not BLAS: threaded BLAS gemv took 28 ms for 1,000 rows on a busy 2-core
+        # machine where this single-threaded loop takes 0.08 ms (1 ms for 10,000 rows).
+        scores = np.einsum("ij,kj->ik", q, vecs)
+        if want < len(rowids):
+            top = np.argpartition(-scores, want - 1, axis=1)[:, :want]
+        else:
+            top = np.broadcast_to(np.arange(len(rowids)), (len(q), len(rowids)))
+        return self._finish(np.take_along_axis(scores, top, axis=1), rowids[top], k, excluded)
 
     def _cached_match(self, node: Node, ix: VectorIndex) -> np.ndarray:
         """The filter's matches from the in-memory filter cache (a copy the caller may edit).
