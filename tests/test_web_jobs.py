@@ -1,6 +1,7 @@
 """Browser tests of the collection menu: indexing a server folder (inside
---allow-path) with live progress and cancel, creating a collection with a model, and
-dropping one after typing its name.
+--allow-path) with live progress and cancel, re-embedding with another model with
+live progress, creating a collection with a model, and dropping one after typing its
+name.
 
 Real server on 127.0.0.1, real library and photos, headless Chromium.
 Screenshots: ``tests/artifacts/web-jobs-*.png``.
@@ -37,8 +38,14 @@ def env(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path):
     lib = imgfind.open(tmp / "home", model_path=tiny_model_dir)
     lib.create_collection("photos")
     lib.create_collection("scratch")
+    remodel = lib.create_collection("remodel")
+    for p in real_photos(40, start=400):
+        remodel.insert(str(p))
+    from imgfind.testing import make_model
+    wide = make_model(root / "models" / "wide", dim=96, seed=3)
     server = LiveServer(create_app(lib, allow_paths=[root]))
-    yield {"lib": lib, "url": server.url, "small": small, "big": big, "root": root}
+    yield {"lib": lib, "url": server.url, "small": small, "big": big, "root": root,
+           "wide": wide}
     server.stop()
     lib.close()
 
@@ -58,16 +65,15 @@ def open_menu(page, item: str) -> None:
     page.click(f"#menu-{item}")
 
 
-def watch_states(page) -> None:
+def watch_states(page, prefix: str = "index") -> None:
     """Records every text the job panel shows, to see progress between polls."""
-    page.evaluate("""() => {
+    page.evaluate("""prefix => {
         window.jobTexts = [];
-        const note = () => window.jobTexts.push(
-            document.querySelector('#index-state').textContent + '|' +
-            document.querySelector('#index-counts').textContent);
-        new MutationObserver(note).observe(document.querySelector('#index-progress'),
+        const text = (name) => document.querySelector(`#${prefix}-${name}`).textContent;
+        const note = () => window.jobTexts.push(text('state') + '|' + text('counts'));
+        new MutationObserver(note).observe(document.querySelector(`#${prefix}-progress`),
                                            {subtree: true, childList: true, characterData: true});
-    }""")
+    }""", prefix)
 
 
 def test_index_a_server_folder_with_live_progress(page, env):
@@ -155,3 +161,25 @@ def test_create_a_collection_with_a_model_and_drop_it(page, env):
     page.wait_for_function("() => ![...document.querySelectorAll('#collection option')]"
                            ".some(o => o.value === 'trips')")
     assert "trips" not in [c.name for c in lib.collections()]
+
+
+def test_change_the_model_with_live_progress(page, env):
+    col = env["lib"].collection("remodel")
+    assert col.dim == 64
+    open_ui(page, env["url"], "#c=remodel")
+    open_menu(page, "reembed")
+    page.wait_for_selector("#reembed-view[open]")
+    assert "(64-d)" in page.text_content("#reembed-current")
+    watch_states(page, "reembed")
+    page.fill("#reembed-model", str(env["wide"]))
+    page.click("#reembed-start")
+    page.wait_for_selector("#reembed-progress[data-state=running]")
+    shot(page, "jobs-reembed-running")
+    page.wait_for_selector("#reembed-progress[data-state=done]", timeout=180_000)
+    counts = page.text_content("#reembed-counts")
+    assert "40 of 40 images embedded" in counts and "(96-d)" in counts
+    texts = page.evaluate("window.jobTexts")
+    assert any(t.startswith("Re-embedding…") for t in texts)
+    shot(page, "jobs-reembed-done")
+    assert env["lib"].collection("remodel").dim == 96
+    assert env["lib"].collection("remodel").count() == 40

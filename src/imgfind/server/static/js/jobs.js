@@ -1,6 +1,7 @@
-// Indexing a folder on the server (inside one of its --allow-path roots) as a
-// background job: live progress, cancel, and the report when it ends. A running job's
-// id is kept for the tab, so a reload picks its progress up again.
+// Background jobs in dialogs: indexing a folder on the server (inside one of its
+// --allow-path roots) here, re-embedding in reembed.js. Live progress, cancel, and the
+// report when it ends; a running job's id is kept for the tab, so a reload picks its
+// progress up again.
 
 import { api, colPath } from "./api.js";
 import { refreshCatalog, refreshCount } from "./collections.js";
@@ -11,7 +12,6 @@ import { state, ui } from "./state.js";
 
 const JOB_STORE = "imgfind.job";
 const POLL_MS = 500;
-let timer = null;
 
 export async function openIndex() {
   $("#index-collection").textContent = state.collection;
@@ -32,50 +32,86 @@ export async function openIndex() {
   $("#index-path").focus();
 }
 
-function renderJob(job) {
-  const panel = $("#index-progress");
-  panel.hidden = false;
-  const bar = $("#index-bar");
-  const running = job.state === "running";
-  if (job.total) { bar.max = job.total; bar.value = job.done; } else bar.removeAttribute("value");
-  const counts = [
+/** A dialog's job panel (ids ``<prefix>-state``, ``-counts``, ``-bar``, ...): shows a
+ * background job's progress, polls it until it ends, and cancels it. ``counts(job)``
+ * says what was done; ``ended(job)`` runs once when it stops. */
+export function jobPanel(prefix, { store, busy, counts, ended }) {
+  const $p = (name) => $(`#${prefix}-${name}`);
+  const words = { done: "Finished", cancelled: "Cancelled", failed: "Failed" };
+  let timer = null;
+
+  function render(job) {
+    const panel = $p("progress");
+    panel.hidden = false;
+    const bar = $p("bar");
+    const running = job.state === "running";
+    if (job.total) { bar.max = job.total; bar.value = job.done; } else bar.removeAttribute("value");
+    $p("state").textContent = running ? busy : words[job.state] || job.state;
+    $p("counts").textContent = counts(job);
+    $p("job-error").hidden = !job.error;
+    $p("job-error").textContent = job.error?.message || "";
+    $p("cancel").hidden = !running;
+    $p("start").hidden = running;
+    panel.dataset.state = job.state;
+  }
+
+  async function poll(id) {
+    clearTimeout(timer);
+    let job;
+    try {
+      job = await api(`api/jobs/${encodeURIComponent(id)}`);
+    } catch (err) {
+      sessionStorage.removeItem(store);
+      showError(err, "Lost track of the background job");
+      return;
+    }
+    render(job);
+    if (job.state === "running") {
+      timer = setTimeout(() => poll(id), POLL_MS);
+      return;
+    }
+    sessionStorage.removeItem(store);
+    await ended(job);
+  }
+
+  async function start(url, body) {
+    const job = await api(url, { method: "POST", json: body });
+    sessionStorage.setItem(store, job.id);
+    render(job);
+    poll(job.id);
+  }
+
+  async function cancel() {
+    const id = sessionStorage.getItem(store);
+    if (!id) return;
+    try {
+      render(await api(`api/jobs/${encodeURIComponent(id)}`, { method: "DELETE" }));
+    } catch (err) {
+      showError(err, "Could not stop the job");
+    }
+  }
+
+  $p("cancel").addEventListener("click", cancel);
+  return { start, poll, resume: () => sessionStorage.getItem(store) };
+}
+
+const indexJob = jobPanel("index", {
+  store: JOB_STORE,
+  busy: "Indexing…",
+  counts: (job) => [
     job.total ? `${job.done.toLocaleString()} of ${plural(job.total, "file")}` : `${plural(job.done || 0, "file")} looked at`,
     job.indexed ? `${job.indexed.toLocaleString()} indexed` : null,
     job.skipped ? `${job.skipped.toLocaleString()} unchanged` : null,
     job.errors?.length ? plural(job.errors.length, "error") : null,
-  ].filter(Boolean).join(" · ");
-  const words = { running: "Indexing…", done: "Finished", cancelled: "Cancelled", failed: "Failed" };
-  $("#index-state").textContent = words[job.state] || job.state;
-  $("#index-counts").textContent = counts;
-  $("#index-job-error").hidden = !job.error;
-  $("#index-job-error").textContent = job.error?.message || "";
-  $("#index-cancel").hidden = !running;
-  $("#index-start").hidden = running;
-  $("#index-path").disabled = running;
-  panel.dataset.state = job.state;
-}
-
-async function poll(id) {
-  clearTimeout(timer);
-  let job;
-  try {
-    job = await api(`api/jobs/${encodeURIComponent(id)}`);
-  } catch (err) {
-    sessionStorage.removeItem(JOB_STORE);
-    showError(err, "Lost track of the index job");
-    return;
-  }
-  renderJob(job);
-  if (job.state === "running") {
-    timer = setTimeout(() => poll(id), POLL_MS);
-    return;
-  }
-  sessionStorage.removeItem(JOB_STORE);
-  await refreshCount();
-  await refreshCatalog();
-  if (!isSearch() && job.collection === state.collection) run({ push: false });
-  toast(`${plural(job.indexed || 0, "image")} indexed.`, { title: `Index job ${$("#index-state").textContent.toLowerCase()}` });
-}
+  ].filter(Boolean).join(" · "),
+  async ended(job) {
+    $("#index-path").disabled = false;
+    await refreshCount();
+    await refreshCatalog();
+    if (!isSearch() && job.collection === state.collection) run({ push: false });
+    toast(`${plural(job.indexed || 0, "image")} indexed.`, { title: `Index job ${$("#index-state").textContent.toLowerCase()}` });
+  },
+});
 
 async function start(e) {
   e.preventDefault();
@@ -88,31 +124,19 @@ async function start(e) {
   }
   err.hidden = true;
   try {
-    const job = await api(`${colPath()}/jobs/index`, { method: "POST", json: { path } });
-    sessionStorage.setItem(JOB_STORE, job.id);
-    renderJob(job);
-    poll(job.id);
+    $("#index-path").disabled = true;
+    await indexJob.start(`${colPath()}/jobs/index`, { path });
   } catch (error) {
+    $("#index-path").disabled = false;
     err.textContent = error.message;
     err.hidden = false;
   }
 }
 
-async function cancel() {
-  const id = sessionStorage.getItem(JOB_STORE);
-  if (!id) return;
-  try {
-    renderJob(await api(`api/jobs/${encodeURIComponent(id)}`, { method: "DELETE" }));
-  } catch (err) {
-    showError(err, "Could not cancel the index job");
-  }
-}
-
 /** Picks up the progress of a job this tab started before a reload. */
 export function resumeJob() {
-  const id = sessionStorage.getItem(JOB_STORE);
-  if (id) { openIndex(); poll(id); }
+  const id = indexJob.resume();
+  if (id) { openIndex(); indexJob.poll(id); }
 }
 
 $("#index-form").addEventListener("submit", start);
-$("#index-cancel").addEventListener("click", cancel);

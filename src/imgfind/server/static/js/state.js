@@ -30,6 +30,7 @@ export const ui = {
   editView: $("#edit-view"),
   createView: $("#create-view"),
   indexView: $("#index-view"),
+  reembedView: $("#reembed-view"),
   dupList: $("#dup-list"),
   dupStatus: $("#dup-status"),
   dupThreshold: $("#dup-threshold"),
