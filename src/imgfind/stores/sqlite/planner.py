@@ -1,7 +1,9 @@
 """Search: the filter becomes a rowid bitmap, then the index scores just those rows.
 
 The bitmap comes from the in-memory filter cache (:mod:`.filter_cache`, no SQL
-per query) for every operator but ``$contains``, which runs in SQL.
+per query) for every operator but ``$contains``, which runs in SQL. A repeated
+filter with a small match set skips the index: :mod:`.match_vectors` scores its
+rows exactly from memory.
 
 Filtered search plans by selectivity: the flat index (exact) or the IVF index
 restricted by a rowid bitmap, with ``nprobe`` raised as selectivity falls (up to
