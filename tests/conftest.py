@@ -21,6 +21,14 @@ def real_photos(n: int, start: int = 0) -> list[Path]:
     return photos
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _text_tower_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Text tower verdicts (embedders.text_trim) go to a temporary folder, not ~/.cache."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("IMGFIND_CACHE", str(tmp_path_factory.mktemp("imgfind-cache")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random-weight CLIP model folder, loaded by the same code as a real one."""

@@ -442,7 +442,7 @@ def test_transformers_js_batches_and_padding(tjs: OnnxClipEmbedder,
     assert sims.max() < 0.9999 and sims.min() < 0.995
 
 
-def test_padding_is_trimmed_only_when_exact(tjs: OnnxClipEmbedder, clip: OnnxClipEmbedder,
+def test_padding_is_trimmed_only_when_exact(tjs: OnnxClipEmbedder, tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     texts = ["a dog", "a man riding a bicycle down a busy street at night"]
     tjs.embed_texts(["the first query runs at full length and decides nothing"])
@@ -450,12 +450,12 @@ def test_padding_is_trimmed_only_when_exact(tjs: OnnxClipEmbedder, clip: OnnxCli
     assert tjs._trim  # causal CLIP tower with a dynamic sequence axis
     monkeypatch.setattr(tjs, "_trim", False)
     np.testing.assert_allclose(trimmed, tjs.embed_texts(texts), atol=1e-5)
-    clip.embed_texts(["a dog"])
-    assert not clip._trim  # Immich exports take exactly 77 tokens
     # a tower whose output depends on the padding fails the probe and is never trimmed
+    monkeypatch.setenv("IMGFIND_CACHE", str(tmp_path))  # keep that verdict out of the others'
     monkeypatch.setattr(tjs, "_run_text",
-                        lambda ids, mask: np.eye(1, tjs.dim, ids.shape[1] % tjs.dim,
-                                                 dtype=np.float32))
+                        lambda ids, mask, tower=None: np.eye(len(ids), tjs.dim,
+                                                             ids.shape[1] % tjs.dim,
+                                                             dtype=np.float32))
     assert not tjs._trimming_is_exact()
 
 

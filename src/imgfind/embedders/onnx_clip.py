@@ -81,7 +81,7 @@ import os
 import re
 import string
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +89,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import InvalidInput, ModelMismatch, ModelUnavailable
+from . import text_trim
 from .base import l2_normalize
 from .layouts import IMMICH, check_model_dir, detect_layout
 from .registry import get_preset
@@ -424,7 +425,7 @@ class OnnxClipEmbedder:
         self._text_queries = 0
         self._raw_tokenizer: Any = None
         self._tokenizer_lock = threading.Lock()
-        #: whether padding may be dropped: None until a second query asks (see _trimming_is_exact)
+        #: whether padding may be dropped: None until decided (see _trimming_is_exact)
         self._trim: bool | None = False
         self._tokenizer: Any = None
         self._text_lock = threading.RLock()  # _load_text re-enters via _encode
@@ -509,15 +510,24 @@ class OnnxClipEmbedder:
         with self._text_lock:
             if self._text is None:
                 check_model_dir(self.model_dir, text=True)
-                tower = _Tower(self.model_dir / self.layout.text_model, self.threads,
-                               self._providers)
-                # A tower exported for one sequence length only takes that length.
-                if tower.fixed_length:
-                    self.context_length = tower.fixed_length
+                path = self.model_dir / self.layout.text_model
+                # A verdict cached by an earlier process (see text_trim) settles trimming
+                # now, so even a one-off query runs at its own length.
+                verdict = text_trim.TrimCache(path).load()
+                if verdict is not None and verdict.graph is not None:
+                    tower = _Tower(verdict.graph, self.threads, self._providers)
+                    self.context_length = verdict.fixed_length or self.context_length
+                else:
+                    tower = _Tower(path, self.threads, self._providers)
+                    # A tower exported for one sequence length only takes that length.
+                    if tower.fixed_length:
+                        self.context_length = tower.fixed_length
+                    if verdict is not None and verdict.exact:
+                        verdict = None  # a fixed tower's rewritten graph is gone: prove again
                 self._tokenizer = self._make_tokenizer()
                 self._text = tower
-                # Decided on the second query: a one-off query (the CLI) skips the probe.
-                self._trim = None if tower.fixed_length is None else False
+                # Without a verdict, decided on the second query: a one-off query skips it.
+                self._trim = verdict.exact if verdict is not None else None
             return self._text
 
     def warm_text(self) -> threading.Thread | None:
@@ -537,23 +547,29 @@ class OnnxClipEmbedder:
         return thread
 
     def _trimming_is_exact(self) -> bool:
-        """Whether dropping the padding leaves text vectors unchanged.
+        """Whether the tower may run at the query's token length (see ``text_trim``);
+        a fixed-length tower proven exact is swapped for its rewritten graph."""
+        original = self._load_text()
+        path = self.model_dir / self.layout.text_model
+        rewritten: list[_Tower] = []
 
-        CLIP's text tower is causal and pools at the end-of-text token, so the
-        padding after it cannot change the result, and a query of 8 tokens runs
-        ~8x faster than at 77. Towers that look at the padding (SigLIP pools the
-        last position; MobileCLIP-S0 mixes tokens with convolutions) must not be
-        trimmed. Rather than trusting a config field, ask the model once.
-        """
-        probe = ["a photo of a dog running on the beach"]
-        ids, mask = self._encode(probe)
-        full = self._run_text(ids, mask)
-        n = int(mask.sum(axis=1).max())
-        trimmed = self._run_text(ids[:, :n], mask[:, :n])
-        return bool(float((full * trimmed).sum()) >= 1 - 1e-6)
+        def load_rewritten(graph: Path) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+            tower = _Tower(graph, self.threads, self._providers)
+            if tower.fixed_length is not None:
+                raise ValueError("the rewritten graph still has a fixed sequence axis")
+            rewritten.append(tower)
+            return lambda ids, mask: self._run_text(ids, mask, tower)
 
-    def _run_text(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        tower = self._load_text()  # loaded already by the caller; this only narrows the type
+        verdict = text_trim.decide(path, original.fixed_length, self._encode,
+                                   lambda ids, mask: self._run_text(ids, mask, original),
+                                   load_rewritten)
+        if verdict.exact and rewritten:
+            self._text = rewritten[0]
+        return verdict.exact
+
+    def _run_text(self, ids: np.ndarray, mask: np.ndarray,
+                  tower: _Tower | None = None) -> np.ndarray:
+        tower = tower or self._load_text()
         feeds = {}
         for inp in tower.inputs:
             dtype = _ONNX_DTYPES.get(inp.type, np.int64)
