@@ -299,7 +299,10 @@ def decide(model_path: Path, fixed_length: int | None, encode: Encode, run_origi
         try:
             make_dynamic(cache.model_path, cache.graph_path, fixed_length)
             exact, reason = prove(encode, run_original, load_rewritten(cache.graph_path))
-        except Exception as e:  # noqa: BLE001  any failure means: keep the original graph
+        except ImportError as e:  # not the model's fault: no verdict kept, asked again later
+            log.warning("text tower %s keeps its full length: %s", model_path, e)
+            return Verdict(False, f"rewrite unavailable: {e}", fixed_length)
+        except Exception as e:  # any failure means: keep the original graph
             exact, reason = False, f"rewrite failed: {type(e).__name__}: {e}"
         if not exact:
             with contextlib.suppress(OSError):
