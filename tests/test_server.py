@@ -71,14 +71,15 @@ def b64(data: bytes) -> str:
 def test_health_docs_openapi_and_ui(served) -> None:
     api, _, srv = served
     assert api.get("/health").json()["ok"] is True
-    spec = httpx.get(srv.url + "/openapi.json").json()
+    # Generous timeout: the schema of every route is built on the first request.
+    spec = httpx.get(srv.url + "/openapi.json", timeout=120).json()
     assert "/api/collections/{c}/search" in spec["paths"]
     assert {t["name"] for t in spec["tags"]} >= {"collections", "items", "search", "jobs"}
     # Routes that parse their own body still document it.
     assert "multipart/form-data" in spec["paths"]["/api/collections/{c}/items"]["post"][
         "requestBody"]["content"]
-    assert "swagger" in httpx.get(srv.url + "/docs").text.lower()
-    page = httpx.get(srv.url + "/")
+    assert "swagger" in httpx.get(srv.url + "/docs", timeout=60).text.lower()
+    page = httpx.get(srv.url + "/", timeout=60)
     if (Path(imgfind.__file__).parent / "server" / "static" / "index.html").is_file():
         assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     else:

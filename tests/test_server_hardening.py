@@ -222,12 +222,12 @@ def test_non_loopback_bind_without_key_warns(tmp_path: Path, tiny_model_dir: Pat
 
 def test_docs_load_no_script_from_another_host(srv) -> None:
     for page in ("/docs", "/redoc"):
-        html = httpx.get(srv.url + page).text
+        html = httpx.get(srv.url + page, timeout=60).text
         refs = re.findall(r'(?:src|href)=["\']([^"\']+)["\']', html) + re.findall(
             r"url: ['\"]([^'\"]+)['\"]", html)
         assert refs, html
         for ref in refs:
             assert not re.match(r"^(https?:)?//", ref), (page, ref)
             if ref.endswith((".js", ".css")):
-                r = httpx.get(srv.url + ref)
+                r = httpx.get(srv.url + ref, timeout=60)
                 assert r.status_code == 200 and len(r.content) > 1000, ref
