@@ -165,6 +165,25 @@ def test_catch_up_on_start_keeps_ids_of_moved_files(col, folder):
     assert w.stats.moved == 1 and w.stats.removed == 1 and w.stats.indexed == 1
 
 
+def test_a_failed_batch_is_retried(col, folder, monkeypatch):
+    from imgfind.errors import StoreError
+
+    real_add, calls = col.add, []
+
+    def flaky_add(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 1:
+            raise StoreError("collection 'watched' stayed locked by another writer for 30 s")
+        return real_add(*args, **kwargs)
+
+    monkeypatch.setattr(col, "add", flaky_add)
+    with Watcher(col, [folder], settle=0.2, debounce=0.1, rescan=None) as w:
+        (folder / "x.jpg").write_bytes(small_jpegs(1)[0])
+        wait_for(lambda: col.count() == 1, 30, "the retried batch")
+        assert w.wait_idle(10)
+    assert len(calls) == 2
+
+
 def test_periodic_rescan_without_events(col, folder):
     data = small_jpegs(2)
     with Watcher(col, [folder], settle=0.2, rescan=0.5, events=False) as w:

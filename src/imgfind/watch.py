@@ -332,7 +332,14 @@ class Watcher:
         return sorted(ready)
 
     def _index(self, files: list[str], stats: WatchStats) -> None:
-        report = self.collection.add(*files, remove_missing=False, show_progress=False)
+        try:
+            report = self.collection.add(*files, remove_missing=False, show_progress=False)
+        except Exception:
+            # A failed batch (locked store, a model switch mid-batch) is retried next round.
+            with self._lock:
+                for f in files:
+                    self._dirty.setdefault(f, time.monotonic() - self.settle)
+            raise
         stats.indexed += report.indexed
         stats.updated += report.updated
         stats.skipped += report.skipped + report.duplicates  # both: nothing new stored
