@@ -337,3 +337,30 @@ def test_rest_job_and_client(col, wide_model_dir, tmp_path):
         job = httpx.get(f"{srv.url}/api/collections/photos", headers=auth).json()
         assert job["dim"] == 128
     assert snapshot(col) == before
+
+
+def test_writers_embed_with_both_models_while_a_reembed_runs(col, wide_model_dir, tmp_path):
+    cancel = threading.Event()
+    report = col.reembed(model_path=wide_model_dir, batch_size=4, cancel=cancel,
+                         progress=lambda d, t: cancel.set() if d else None)
+    assert report.cancelled and col.reembed_status()["staged"] == 4
+    extra = small_jpegs(3)
+    new_id = col.insert(extra[0], id="while-1")
+    col.update("stored-1", image=extra[1])          # staged or not before: current now
+    status = col.reembed_status()
+    assert status["total"] == 14 and status["staged"] in (5, 6)
+    todo = {t.id for t in col.store.staging_todo(100)}
+    assert new_id not in todo and "stored-1" not in todo
+    # an index run writes both too
+    folder = tmp_path / "more"
+    folder.mkdir()
+    (folder / "more.jpg").write_bytes(extra[2])
+    assert col.add(folder, show_progress=False).indexed == 1
+    after = col.reembed_status()
+    assert after["total"] == 15 and after["staged"] == status["staged"] + 1
+    # the writer's staged vector is the new model's vector of that image
+    report = col.reembed(model_path=wide_model_dir)
+    assert report.switched and report.embedded == 15 - after["staged"]
+    want = new_model_vectors(tmp_path, wide_model_dir, [extra[0], extra[1]])
+    got = col.store.vectors([new_id, "stored-1"])
+    assert np.allclose((got * want).sum(axis=1), 1.0, atol=1e-4)

@@ -358,7 +358,11 @@ class Collection(SingleItemCalls):
 
         run_on = self._executor(executor, batch_size)
 
-        return indexer.index(self.store, self.embedder, targets, recursive=recursive,
+        from .reembed import StagingWrites
+
+        # While a re-embed runs, what this run writes is embedded with its model too.
+        store = StagingWrites.wrap(self.store, self._stage)
+        return indexer.index(store, self.embedder, targets, recursive=recursive,
                              skip_duplicates=skip_duplicates, remove_missing=remove_missing,
                              limits=self.library.limits, workers=workers,
                              batch_size=batch_size, progress=progress, cancel=cancel,
@@ -570,6 +574,16 @@ class Collection(SingleItemCalls):
             self._embedder = emb
         return report
 
+    def _stage(self, ids: list[str]) -> None:
+        """While a re-embed runs, embed what was just written with its model too."""
+        from .reembed import stage_written
+
+        try:
+            stage_written(self.store, self.library.embedder, ids, limits=self.library.limits,
+                          allow_private_urls=self.library.allow_private_urls)
+        except ImgfindError:   # best effort: the re-embed's next pass embeds them
+            pass
+
     def reembed_status(self) -> dict[str, Any] | None:
         """The re-embed in progress (model, dim, staged, total), or None."""
         from .reembed import staging_store
@@ -651,6 +665,7 @@ class Collection(SingleItemCalls):
                     raise
                 # A re-embed switched the model while this batch was embedded: redo it.
                 return self._write(entries, replace_only=replace_only)
+            self._stage([r.id for r in records])
             for (i, p), r in zip(ready, records):
                 results[i] = Result(id=r.id, source=p.source.ref)
         return results  # type: ignore[return-value]

@@ -8,11 +8,13 @@ has a current new vector, the store switches in one transaction
 ids, metadata, thumbnails and stored originals stay.
 
 Kill it at any moment and run it again: it resumes with the items not yet
-staged. Items added or changed while it runs (by ``index``, ``insert``,
-``watch``, the server) are written with the old model, as the collection still
-uses it; the store marks their staged vectors stale, the next pass embeds
-them, and the switch only happens in a transaction that finds no item left
-without a current staged vector, so nothing is missing after the switch.
+staged. Items added or changed while it runs are embedded with both models by
+their writer (``insert``/``update``, ``index``, ``watch`` and the server's
+writes: :func:`stage_written`, :class:`StagingWrites`), and the store marks a
+staged vector stale when its item is written again; whatever a writer did not
+stage (a re-embed started during its run, an image it could not read twice)
+the re-embed's next pass embeds. The switch only happens in a transaction that
+finds no item without a current staged vector, so nothing is missing after it.
 
 >>> import imgfind                                                   # doctest: +SKIP
 >>> col = imgfind.open().collection("photos")                        # doctest: +SKIP
@@ -23,8 +25,10 @@ ReembedReport(model='MobileCLIP-B__datacompdr', dim=512, switched=True, ...)
 from __future__ import annotations
 
 import concurrent.futures as cf
+import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 import numpy as np
 
@@ -34,7 +38,8 @@ from .errors import ImgfindError, InvalidInput, NotSupported, StoreError
 from .stores.base import CollectionInfo, CollectionStore, StagingStore, StagingTask
 from .types import ReembedReport
 
-__all__ = ["ReembedReport", "image_pixels", "reembed", "staging_store"]
+__all__ = ["ReembedReport", "StagingWrites", "image_pixels", "reembed", "stage_written",
+           "staging_store"]
 
 ProgressCallback = Callable[[int, int | None], None]
 #: Passes over items written during the re-embed before giving up on a switch.
@@ -131,6 +136,67 @@ def reembed(store: CollectionStore, embedder: Embedder, *, model_path: str | Non
                 return report
     raise StoreError(f"collection {info.name!r} kept changing through {MAX_PASSES} passes; "
                      "run reembed again when writes calm down (the work so far is kept)")
+
+
+def stage_written(store: CollectionStore, load: Callable[[str | None, str | None], Embedder],
+                  ids: Sequence[str], *, limits: imageio.Limits = imageio.Limits(),
+                  allow_private_urls: bool = True) -> int:
+    """The writer's half of a re-embed: embed items just written with the staged model too.
+
+    Called after a write while a re-embed runs, so the items it adds or changes
+    get their new-model vectors at once instead of in the re-embed's next pass.
+    ``load(model, model_path)`` returns an embedder. Best effort: an item that
+    fails here is left to the re-embed, which reports it. Returns how many were staged.
+    """
+    if not ids or not isinstance(store, StagingStore):
+        return 0
+    state = store.staging(counts=False)
+    if state is None:
+        return 0
+    path = state.model_path if state.model_path and os.path.isdir(state.model_path) else None
+    embedder = load(None if path else state.model, path)
+    if (embedder.name, embedder.dim) != (state.model, state.dim):
+        return 0
+    pre = embedder.preprocessor()
+    staged = 0
+    for i in range(0, len(ids), 256):
+        ok: list[StagingTask] = []
+        arrays: list[np.ndarray] = []
+        for task in store.staging_todo(256, ids=ids[i:i + 256]):
+            try:
+                arrays.append(image_pixels(_read(store, task, limits, allow_private_urls),
+                                           embedder, pre, limits))
+                ok.append(task)
+            except ImgfindError:
+                continue
+        if ok:
+            staged += store.put_staged(ok, embedder.embed_pixels(pre.finish(np.stack(arrays))))
+    return staged
+
+
+class StagingWrites:
+    """A store whose ``put`` also calls ``after(ids)``: the indexing pipeline writes through
+    it while a re-embed runs, so new items get the staged model's vectors at once."""
+
+    def __init__(self, store: CollectionStore, after: Callable[[list[str]], None]):
+        self._store = store
+        self._after = after
+
+    @classmethod
+    def wrap(cls, store: CollectionStore,
+             after: Callable[[list[str]], None]) -> CollectionStore:
+        """``store`` itself unless a re-embed is in progress on it."""
+        if isinstance(store, StagingStore) and store.staging(counts=False) is not None:
+            return cast(CollectionStore, cls(store, after))
+        return store
+
+    def put(self, records: Sequence[Any]) -> list[str]:
+        ids = self._store.put(records)
+        self._after(list(ids))
+        return ids
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
 
 
 def image_pixels(data: bytes, embedder: Embedder, pre: Preprocessor,

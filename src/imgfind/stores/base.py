@@ -190,7 +190,8 @@ class StagingStore(Protocol):
       model in progress is ``AlreadyExists``.
     * :meth:`staging_todo` lists items without a *current* staged vector: never
       staged, or written again (``put``) since their staged vector was made;
-      ordered by ``pos``, from ``after``. Deleted items leave no staged vector.
+      ordered by ``pos``, from ``after``, only among ``ids`` when given. Deleted
+      items leave no staged vector.
     * :meth:`put_staged` stores unit vectors for tasks, but only where the item is
       still at the task's ``version`` (returns how many were stored).
     * :meth:`commit_staging` switches in one transaction: if any item lacks a
@@ -205,13 +206,14 @@ class StagingStore(Protocol):
 
     info: CollectionInfo
 
-    def staging(self) -> StagingInfo | None:
-        """The re-embed in progress, with counts, or None."""
+    def staging(self, counts: bool = True) -> StagingInfo | None:
+        """The re-embed in progress (with ``total``/``staged`` when ``counts``), or None."""
         ...
 
     def begin_staging(self, info: CollectionInfo) -> StagingInfo: ...
 
-    def staging_todo(self, limit: int, after: int = 0) -> list[StagingTask]: ...
+    def staging_todo(self, limit: int, after: int = 0,
+                     ids: Sequence[str] | None = None) -> list[StagingTask]: ...
 
     def put_staged(self, tasks: Sequence[StagingTask], vectors: np.ndarray) -> int: ...
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from ...errors import AlreadyExists, InvalidInput, ModelMismatch, NotFound
 from ..base import CollectionInfo, StagingInfo, StagingTask
-from .codec import _normalize, _now
+from .codec import _IN_CHUNK, _normalize, _now, _qs
 from .core import StoreCore
 
 __all__ = ["Staging"]
@@ -32,9 +32,9 @@ _PENDING = ("FROM items i LEFT JOIN staged_vectors s ON s.rowid = i.rowid "
 class Staging(StoreCore):
     """The :class:`~imgfind.stores.base.StagingStore` side of an SQLite store handle."""
 
-    def staging(self) -> StagingInfo | None:
+    def staging(self, counts: bool = True) -> StagingInfo | None:
         with self._lock, self._tx("DEFERRED") as con:
-            return self._staging(con, counts=True)
+            return self._staging(con, counts=counts)
 
     def _staging(self, con: sqlite3.Connection, counts: bool = False) -> StagingInfo | None:
         row = con.execute("SELECT value FROM meta WHERE key='staging'").fetchone()
@@ -79,14 +79,21 @@ class Staging(StoreCore):
             con.execute("DELETE FROM meta WHERE key='staging'")
             return True
 
-    def staging_todo(self, limit: int, after: int = 0) -> list[StagingTask]:
+    def staging_todo(self, limit: int, after: int = 0,
+                     ids: Sequence[str] | None = None) -> list[StagingTask]:
+        only = list(dict.fromkeys(ids)) if ids is not None else None
+        if only is not None and len(only) > _IN_CHUNK:
+            raise InvalidInput(f"staging_todo takes at most {_IN_CHUNK} ids at a time")
+        where = f" AND i.id IN ({_qs(len(only))})" if only else ""
         with self._lock, self._tx("DEFERRED") as con:
             if self._staging(con) is None:
                 raise NotFound(f"collection {self.info.name!r} has no re-embed in progress")
+            if only == []:
+                return []
             rows = con.execute(
                 "SELECT i.rowid, i.id, i.seq, i.source, i.stored "
-                f"{_PENDING} AND i.rowid > ? ORDER BY i.rowid LIMIT ?",
-                (after, limit)).fetchall()
+                f"{_PENDING} AND i.rowid > ?{where} ORDER BY i.rowid LIMIT ?",
+                (after, *(only or ()), limit)).fetchall()
         return [StagingTask(id=r[1], version=r[2], source=r[3], stored=bool(r[4]), pos=r[0])
                 for r in rows]
 
