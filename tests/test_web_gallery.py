@@ -395,3 +395,20 @@ def test_item_view_prev_next_and_swipe_on_a_phone(browser, env):
     assert url_param(p, "item") == order[1]
     assert not p.errors
     p.context.close()
+
+
+def test_phone_selects_by_tapping_the_tick_and_keeps_the_bar_on_screen(browser, env):
+    order = newest_first(env)
+    p = new_page(browser, **PHONE)
+    open_ui(p, env["url"])
+    wait_for_ids(p, order, ordered=True)
+    p.locator(f'.card[data-id="{order[0]}"] .select-box').tap()
+    p.locator(f'.card[data-id="{order[1]}"]').tap()        # once selecting, a tap selects
+    assert selected(p) == order[:2]
+    assert p.is_hidden("#item-view")
+    bar = p.locator("#selection-bar").bounding_box()
+    assert bar and bar["x"] >= 0 and bar["x"] + bar["width"] <= 390
+    assert p.evaluate("document.documentElement.scrollWidth") <= 390
+    shot(p, "gallery-multiselect-phone")
+    assert not p.errors
+    p.context.close()
