@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 import imgfind
-from imgfind import sources
+from imgfind import fetch
 from imgfind.errors import SourceError
 from imgfind.server import BackgroundServer
 
@@ -129,7 +129,7 @@ def test_url_fetch_connects_to_the_checked_address(monkeypatch) -> None:
     monkeypatch.setattr(socket, "getaddrinfo", fake_getaddrinfo)
     monkeypatch.setattr("ipaddress.IPv4Address.is_global", property(lambda self: True))
     try:
-        data = sources.fetch_url(f"http://photos.example:{port}/x.jpg", allow_private=False)
+        data = fetch.fetch_url(f"http://photos.example:{port}/x.jpg", allow_private=False)
     finally:
         server.shutdown()
     assert data == real_photos(1)[0].read_bytes()

@@ -15,17 +15,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from imgfind.archives import split_archive_ref
 from imgfind.errors import ImageTooLarge, PathNotAllowed, SourceError
+from imgfind.fetch import fetch_url
 from imgfind.imageio import decode
-from imgfind.sources import (
-    NOT_AN_IMAGE,
-    Source,
-    fetch_url,
-    iter_sources,
-    read_bytes,
-    resolve_allowed,
-    split_archive_ref,
-)
+from imgfind.sources import NOT_AN_IMAGE, Source, iter_sources, read_bytes, resolve_allowed
 
 from .conftest import FLICKR
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
-from . import imageio, sources
+from . import fetch, imageio
 from .embedders import load_embedder
 from .embedders.base import Embedder, l2_normalize
 from .errors import (
@@ -605,7 +605,7 @@ class Collection(SingleItemCalls):
 
     def _load_query_image(self, value: Any) -> Image.Image:
         if isinstance(value, str) and value[:8].lower().startswith(("http://", "https://")):
-            value = sources.fetch_url(value, max_bytes=self.library.limits.max_bytes,
+            value = fetch.fetch_url(value, max_bytes=self.library.limits.max_bytes,
                                       allow_private=self.library.allow_private_urls)
         return imageio.load_image(value, limits=self.library.limits)
 

@@ -17,6 +17,7 @@ assorted exceptions.
 from __future__ import annotations
 
 import io
+import os
 import struct
 import threading
 import warnings
@@ -35,6 +36,7 @@ from imgfind.metadata import extract_exif
 __all__ = [
     "IMAGE_EXTENSIONS",
     "Decoded",
+    "has_image_name",
     "Limits",
     "THUMBNAIL_SIDE",
     "decode",
@@ -47,6 +49,15 @@ __all__ = [
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif"}
 )
+
+
+def has_image_name(name: str) -> bool:
+    """Whether a file name ends in an image extension, any case.
+
+    >>> has_image_name("IMG_0001.JPG"), has_image_name("notes.txt")
+    (True, False)
+    """
+    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 _MIME = {
     "JPEG": "image/jpeg",
@@ -287,7 +298,7 @@ def load_image(obj: bytes | str | Path | Image.Image, *, limits: Limits = Limits
     """Load a query image from a path, bytes, or a PIL image, as upright RGB.
 
     URLs are not fetched here (that is a network decision the caller makes);
-    fetch them with :func:`imgfind.sources.fetch_url` and pass the bytes.
+    fetch them with :func:`imgfind.fetch.fetch_url` and pass the bytes.
 
     >>> load_image(Image.new("L", (3, 2))).mode
     'RGB'

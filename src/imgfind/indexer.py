@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from . import imageio, metadata, remote, sources
+from . import archives, imageio, metadata, remote, sources
 from .embedders.base import Embedder, Preprocessor
 from .errors import AlreadyExists, ImgfindError, InvalidInput
 from .sources import Source
@@ -353,7 +353,7 @@ def index(store: CollectionStore, embedder: Embedder, targets: Iterable[str | Pa
 
         run = _with_bar(run_all, len(todo), progress) if show_progress else run_all(progress)
     finally:
-        sources.release_downloads()
+        archives.release_downloads()
     run.skipped += report.skipped
     run.removed += report.removed
     run.errors[:0] = report.errors
@@ -387,7 +387,7 @@ def _still_there(ref: str) -> bool:
     if remote.is_remote(ref):
         return False
     try:
-        path = sources.split_archive_ref(ref)[0] if "!" in ref else Path(ref)
+        path = archives.split_archive_ref(ref)[0] if "!" in ref else Path(ref)
     except ImgfindError:
         path = Path(ref)
     return path.exists()

@@ -32,7 +32,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from . import imageio, sources
+from . import archives, imageio, sources
 from .embedders.base import Embedder, Preprocessor
 from .errors import ImgfindError, InvalidInput, NotSupported, StoreError
 from .stores.base import CollectionInfo, CollectionStore, StagingStore, StagingTask
@@ -222,7 +222,7 @@ def _read(store: CollectionStore, task: StagingTask, limits: imageio.Limits,
         raise InvalidInput(f"item {task.id!r} was uploaded but its original is not stored")
     else:
         try:
-            sources.split_archive_ref(ref)
+            archives.split_archive_ref(ref)
             src = sources.Source(ref=ref, kind="archive")
         except ImgfindError:
             src = sources.Source(ref=ref, kind="file")

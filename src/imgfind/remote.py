@@ -22,7 +22,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .errors import ImageTooLarge, NotSupported, SourceError
-from .sources import IMAGE_EXTENSIONS, Source
+from .imageio import has_image_name
+from .sources import Source
 
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 _NOT_FSSPEC = {"http", "https"}
@@ -64,8 +65,7 @@ def iter_remote(url: str, *, recursive: bool = True) -> Iterator[Source]:
     for name in sorted(found):
         info = found[name]
         base = name.rsplit("/", 1)[-1]
-        ext = "." + base.rsplit(".", 1)[-1].lower()
-        if info.get("type") == "directory" or base.startswith(".") or ext not in IMAGE_EXTENSIONS:
+        if info.get("type") == "directory" or base.startswith(".") or not has_image_name(base):
             continue
         yield Source(ref=fs.unstrip_protocol(name), kind="remote", facts=_facts(fs, info))
 

@@ -16,54 +16,35 @@ disk, and URL fetches are bounded in size and total time.
 
 from __future__ import annotations
 
-import atexit
 import csv
 import itertools
 import logging
 import os
 import re
-import tarfile
-import tempfile
-import threading
-import time
-import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
-from imgfind.errors import ImageTooLarge, PathNotAllowed, SourceError
-from imgfind.imageio import IMAGE_EXTENSIONS, Limits
+from imgfind import archives
+from imgfind.errors import PathNotAllowed, SourceError
+from imgfind.fetch import fetch_url, is_url, too_large
+from imgfind.imageio import Limits, has_image_name
 
 __all__ = [
     "NOT_AN_IMAGE",
     "Source",
-    "release_downloads",
-    "fetch_url",
     "iter_sources",
     "read_bytes",
     "resolve_allowed",
-    "split_archive_ref",
 ]
 
 log = logging.getLogger(__name__)
 
-_ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
-# "<archive path>!<member>": the shortest prefix ending in an archive suffix wins,
-# so member names may themselves contain "!".
-_ARCHIVE_REF = re.compile(
-    r"^(?P<archive>.+?(?:"
-    + "|".join(re.escape(s) for s in _ARCHIVE_SUFFIXES)
-    + r"))!(?P<member>.+)$",
-    re.IGNORECASE,
-)
 _REF_COLUMNS = ("path", "url", "source", "file", "filename", "image")
 _INT = re.compile(r"[+-]?(?:0|[1-9]\d*)")
 _FLOAT = re.compile(r"[+-]?(?:(?:0|[1-9]\d*)(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _GLOB_CHARS = re.compile(r"[*?\[]")
-_USER_AGENT = "imgfind/0.1 (+https://github.com/imgfind)"
-#: Largest remote archive ``iter_sources`` downloads (to a temporary file, not to memory).
-MAX_ARCHIVE_BYTES = 8 * 2**30
 #: Called with (ref, reason) for each entry a walk passes over because it is not an image.
 OnIgnored = Callable[[str, str], None]
 NOT_AN_IMAGE = "not an image: neither an image file name nor image content"
@@ -91,16 +72,8 @@ class Source:
     id: str | None = None
 
 
-def _is_url(text: str) -> bool:
-    return text[:8].lower().startswith(("http://", "https://"))
-
-
 def _is_hidden(name: str) -> bool:
     return name.startswith(".")
-
-
-def _has_image_ext(name: str) -> bool:
-    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
 def _sniff_image(path: str) -> bool:
@@ -117,15 +90,6 @@ def _sniff_image(path: str) -> bool:
             or (head[4:8] == b"ftyp" and head[8:12] in {
                 b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1",
                 b"avif", b"avis"}))
-
-
-def _archive_kind(path: Path | str) -> str | None:
-    name = (path.name if isinstance(path, Path) else path.rsplit("/", 1)[-1]).lower()
-    if name.endswith(".zip"):
-        return "zip"
-    if name.endswith(_ARCHIVE_SUFFIXES):
-        return "tar"
-    return None
 
 
 def iter_sources(target: str | Path, *, recursive: bool = True,
@@ -146,8 +110,8 @@ def iter_sources(target: str | Path, *, recursive: bool = True,
     - glob (``*``, ``?``, ``[...]``, ``**`` for any depth): matching image
       files, ignoring case and hidden files, like the folder walk.
     - http(s) URL: one ``kind="url"`` source; a URL whose path ends in an
-      archive suffix is downloaded (at most :data:`MAX_ARCHIVE_BYTES`, to a
-      temporary file kept until :func:`release_downloads`) and listed like a
+      archive suffix is downloaded (at most :data:`~imgfind.archives.MAX_ARCHIVE_BYTES`, to a
+      temporary file kept until :func:`~imgfind.archives.release_downloads`) and listed like a
       local archive, refs ``"<url>!<member>"``.
     - ``.csv``: one source per row from the column named path/url/source/
       file/filename/image (else the first column; a header row is optional);
@@ -167,9 +131,9 @@ def iter_sources(target: str | Path, *, recursive: bool = True,
     'url'
     """
     ignore: OnIgnored = on_ignored or (lambda ref, reason: None)
-    if isinstance(target, str) and _is_url(target):
-        if _archive_kind(target.split("?", 1)[0].split("#", 1)[0]):
-            yield from _iter_remote_archive(target, allow_private)
+    if isinstance(target, str) and is_url(target):
+        if archives.archive_kind(target.split("?", 1)[0].split("#", 1)[0]):
+            yield from _members(archives.iter_remote(target, allow_private))
             return
         yield Source(ref=target, kind="url")
         return
@@ -192,12 +156,12 @@ def iter_sources(target: str | Path, *, recursive: bool = True,
         yield from _walk(path, max_depth=None if recursive else 0, ignore=ignore)
     elif path.suffix.lower() == ".csv":
         yield from _iter_csv(path)
-    elif (kind := _archive_kind(path)) == "zip":
-        yield from _iter_zip(path)
+    elif (kind := archives.archive_kind(path)) == "zip":
+        yield from _members(archives.iter_zip(path))
     elif kind == "tar":
-        yield from _iter_tar(path)
+        yield from _members(archives.iter_tar(path))
     elif path.is_file():
-        if _has_image_ext(path.name) or _sniff_image(str(path)):
+        if has_image_name(path.name) or _sniff_image(str(path)):
             yield Source(ref=str(path), kind="file")
         else:
             ignore(str(path), NOT_AN_IMAGE)
@@ -247,15 +211,15 @@ def _walk(root: Path, *, max_depth: int | None, ignore: OnIgnored) -> Iterator[S
                     for src in visit(Path(entry.path), depth + 1):
                         found = True
                         yield src
-                    if not found and _has_image_ext(entry.name):
+                    if not found and has_image_name(entry.name):
                         ignore(entry.path, "a folder (named like an image) with no images in it")
-                elif _has_image_ext(entry.name):
+                elif has_image_name(entry.name):
                     ignore(entry.path, "a folder, not an image file")
             elif broken:
                 ignore(entry.path, "broken symbolic link")
             elif not is_file:
                 ignore(entry.path, "not a regular file")
-            elif _has_image_ext(entry.name) or _sniff_image(entry.path):
+            elif has_image_name(entry.name) or _sniff_image(entry.path):
                 yield Source(ref=entry.path, kind="file")
             else:
                 ignore(entry.path, NOT_AN_IMAGE)
@@ -343,7 +307,7 @@ def _csv_rows(f: TextIO, base: Path) -> Iterator[Source]:
     header = [name.strip() for name in first]
     lowered = [name.lower() for name in header]
     ref_col = next((lowered.index(n) for n in _REF_COLUMNS if n in lowered), None)
-    if ref_col is None and header and (_is_url(header[0]) or _has_image_ext(header[0])):
+    if ref_col is None and header and (is_url(header[0]) or has_image_name(header[0])):
         # No header row: the first line is already an image reference.
         rows = itertools.chain([first], rows)
         header = []
@@ -360,9 +324,9 @@ def _csv_rows(f: TextIO, base: Path) -> Iterator[Source]:
         }
         item_id = (row[id_col].strip() or None) if id_col is not None and len(row) > id_col \
             else None
-        if _is_url(ref):
+        if is_url(ref):
             yield Source(ref=ref, kind="url", metadata=meta, id=item_id)
-        elif match := _ARCHIVE_REF.match(ref):
+        elif match := archives.ARCHIVE_REF.match(ref):
             archive = _absolute(match["archive"], base)
             yield Source(ref=f"{archive}!{match['member']}", kind="archive", metadata=meta,
                          id=item_id)
@@ -375,93 +339,9 @@ def _absolute(ref: str, base: Path) -> str:
     return os.path.abspath(full if full.is_absolute() else base / full)
 
 
-def _member_ok(name: str) -> bool:
-    parts = name.split("/")
-    return (
-        _has_image_ext(name)
-        and not any(_is_hidden(p) for p in parts)
-        and "__MACOSX" not in parts  # macOS resource forks, not images
-    )
-
-
-_downloads: dict[str, Path] = {}
-_downloads_lock = threading.Lock()
-
-
-def _iter_remote_archive(url: str, allow_private: bool) -> Iterator[Source]:
-    """List a downloaded archive's members under the URL, so refs say where they came from."""
-    local = _download_archive(url, allow_private)
-    inner = _iter_zip(local) if _archive_kind(local) == "zip" else _iter_tar(local)
-    for src in inner:
-        yield Source(ref=f"{url}!{src.ref.split('!', 1)[1]}", kind="archive")
-
-
-def _download_archive(url: str, allow_private: bool) -> Path:
-    with _downloads_lock:
-        if url in _downloads and _downloads[url].exists():
-            return _downloads[url]
-    name = url.split("?", 1)[0].split("#", 1)[0].rsplit("/", 1)[-1]
-    fd, tmp = tempfile.mkstemp(prefix="imgfind-", suffix="-" + name)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fetch_url(url, max_bytes=MAX_ARCHIVE_BYTES, timeout=3600.0,
-                      allow_private=allow_private, sink=f.write)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    with _downloads_lock:
-        _downloads[url] = Path(tmp)
-    return Path(tmp)
-
-
-def release_downloads() -> None:
-    """Delete the temporary copies of remote archives (their items can no longer be read
-    by ref until listed again)."""
-    with _downloads_lock:
-        paths = list(_downloads.values())
-        _downloads.clear()
-    for path in paths:
-        try:
-            path.unlink()
-        except OSError:
-            pass
-
-
-atexit.register(release_downloads)
-
-
-def _local_archive(archive: str) -> Path:
-    if _is_url(archive):
-        with _downloads_lock:
-            local = _downloads.get(archive)
-        if local is None:
-            raise SourceError(f"{archive} is a remote archive that is not downloaded; "
-                              "index the archive's URL again")
-        return local
-    return Path(archive)
-
-
-def _iter_zip(path: Path) -> Iterator[Source]:
-    try:
-        with zipfile.ZipFile(path) as zf:
-            infos = sorted(zf.infolist(), key=lambda i: i.filename)
-    except (zipfile.BadZipFile, OSError) as e:
-        raise SourceError(f"{path} is not a readable zip archive: {e}") from e
-    for info in infos:
-        if not info.is_dir() and _member_ok(info.filename):
-            yield Source(ref=f"{path}!{info.filename}", kind="archive")
-
-
-def _iter_tar(path: Path) -> Iterator[Source]:
-    # Listing needs one pass over the data (a tar has no index), but nothing
-    # is kept: members are read later, through _TarCursor.
-    try:
-        with tarfile.open(path, mode="r|*") as tf:
-            for member in tf:
-                if member.isfile() and _member_ok(member.name):
-                    yield Source(ref=f"{path}!{member.name}", kind="archive")
-    except (tarfile.TarError, OSError, EOFError) as e:
-        raise SourceError(f"{path} is not a readable tar archive: {e}") from e
+def _members(refs: Iterator[str]) -> Iterator[Source]:
+    for ref in refs:
+        yield Source(ref=ref, kind="archive")
 
 
 def read_bytes(src: Source, *, max_bytes: int = Limits.max_bytes, timeout: float = 20.0,
@@ -482,7 +362,7 @@ def read_bytes(src: Source, *, max_bytes: int = Limits.max_bytes, timeout: float
         return fetch_url(src.ref, max_bytes=max_bytes, timeout=timeout,
                          allow_private=allow_private)
     if src.kind == "archive":
-        return _read_member(src.ref, max_bytes)
+        return archives.read_member(src.ref, max_bytes)
     if src.kind == "remote":
         from . import remote
 
@@ -490,19 +370,12 @@ def read_bytes(src: Source, *, max_bytes: int = Limits.max_bytes, timeout: float
     raise SourceError(f"{src.ref} has no data to read; pass the image bytes with it")
 
 
-def _too_large(what: str, size: int, max_bytes: int) -> ImageTooLarge:
-    return ImageTooLarge(
-        f"{what} is {size:,} bytes, over the limit of {max_bytes:,} bytes; "
-        "shrink it or raise the byte limit"
-    )
-
-
 def _read_file(path: Path, max_bytes: int) -> bytes:
     try:
         with path.open("rb") as f:
             size = os.fstat(f.fileno()).st_size
             if size > max_bytes:
-                raise _too_large(str(path), size, max_bytes)
+                raise too_large(str(path), size, max_bytes)
             data = f.read(max_bytes + 1)  # the file may have grown since fstat
     except FileNotFoundError as e:
         raise SourceError(f"no such file: {path}") from e
@@ -511,262 +384,10 @@ def _read_file(path: Path, max_bytes: int) -> bytes:
     except OSError as e:
         raise SourceError(f"cannot read {path}: {e.strerror or e}") from e
     if len(data) > max_bytes:
-        raise _too_large(str(path), len(data), max_bytes)
+        raise too_large(str(path), len(data), max_bytes)
     return data
 
 
-def split_archive_ref(ref: str) -> tuple[Path, str]:
-    """Split ``"<archive>!<member>"`` into the archive's path and the member name.
-
-    Archive and member names may contain "!" themselves; the archive part is
-    the shortest prefix that ends in an archive suffix.
-
-    >>> split_archive_ref("/data/a!b.zip!album/c!.jpg")
-    (PosixPath('/data/a!b.zip'), 'album/c!.jpg')
-    """
-    match = _ARCHIVE_REF.match(ref)
-    if match is None:
-        raise SourceError(f"{ref} is not of the form <archive>!<member>")
-    return Path(match["archive"]), match["member"]
-
-
-def _read_member(ref: str, max_bytes: int) -> bytes:
-    match = _ARCHIVE_REF.match(ref)
-    if match is None:
-        raise SourceError(f"{ref} is not of the form <archive>!<member>")
-    archive, member = _local_archive(match["archive"]), match["member"]
-    if not archive.is_file():
-        raise SourceError(f"no such archive: {archive}")
-    try:
-        if _archive_kind(archive) == "zip":
-            with zipfile.ZipFile(archive) as zf:
-                info = zf.getinfo(member)
-                if info.file_size > max_bytes:
-                    raise _too_large(ref, info.file_size, max_bytes)
-                with zf.open(info) as f:
-                    data = f.read(max_bytes + 1)  # the header's size may lie
-        else:
-            data = _read_tar_member(archive, member, ref, max_bytes)
-    except KeyError as e:
-        raise SourceError(f"{archive} has no member {member!r}") from e
-    except (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError) as e:
-        raise SourceError(f"cannot read {ref}: {e}") from e
-    if len(data) > max_bytes:
-        raise _too_large(ref, len(data), max_bytes)
-    return data
-
-
-class _TarCursor:
-    """A forward-only reader over one tar archive.
-
-    A compressed tar can only be read front to back, so opening it per member
-    would cost O(n^2) decompression for n members. Members are normally read in
-    archive order (the order :func:`iter_sources` lists them), so one cursor
-    per thread that keeps going forward makes a whole archive one pass.
-    """
-
-    def __init__(self, key: tuple) -> None:
-        self.key = key
-        self.tar = tarfile.open(key[0], mode="r|*")  # noqa: SIM115 - closed by close()
-        self.passed: set[str] = set()
-
-    def read(self, member: str, ref: str, max_bytes: int) -> bytes:
-        while (info := self.tar.next()) is not None:
-            self.passed.add(info.name)
-            if info.name != member:
-                continue
-            if info.size > max_bytes:
-                raise _too_large(ref, info.size, max_bytes)
-            fileobj = self.tar.extractfile(info) if info.isfile() else None
-            if fileobj is None:
-                break
-            return fileobj.read(max_bytes + 1)
-        raise KeyError(member)
-
-    def close(self) -> None:
-        self.tar.close()
-
-
-_tar_cursors = threading.local()
-
-
-def _read_tar_member(archive: Path, member: str, ref: str, max_bytes: int) -> bytes:
-    st = archive.stat()
-    # The pid is part of the key: a forked worker must not read through its
-    # parent's file offset.
-    key = (str(archive), st.st_mtime_ns, st.st_size, os.getpid())
-    cursor: _TarCursor | None = getattr(_tar_cursors, "cursor", None)
-    if cursor is None or cursor.key != key or member in cursor.passed:
-        if cursor is not None and cursor.key[3] == key[3]:
-            cursor.close()
-        cursor = _tar_cursors.cursor = _TarCursor(key)
-    try:
-        return cursor.read(member, ref, max_bytes)
-    except (tarfile.TarError, OSError, EOFError):
-        cursor.close()
-        _tar_cursors.cursor = None
-        raise
-
-
-def fetch_url(
-    url: str,
-    *,
-    max_bytes: int = 32 * 2**20,
-    timeout: float = 20.0,
-    max_redirects: int = 5,
-    allow_private: bool = True,
-    sink: Callable[[bytes], object] | None = None,
-) -> bytes:
-    """Download a URL with hard bounds on size, total time and redirects.
-
-    With ``allow_private=False`` (what the server uses for its callers) a URL
-    whose host resolves to a loopback, private, link-local or otherwise
-    non-public address is refused, also as a redirect target, so callers
-    cannot make the server reach its own network.
-
-    Only http and https are allowed, also as redirect targets. The size limit
-    is enforced on the bytes actually received (a missing or lying
-    Content-Length does not help a huge response through); ``timeout`` bounds
-    the whole download, so a server trickling bytes cannot hold it forever.
-    With ``sink``, each chunk goes to ``sink(chunk)`` instead of memory and
-    ``b""`` is returned (large downloads to a file).
-
-    Raises :class:`~imgfind.errors.SourceError` (refused scheme, HTTP error
-    status, network failure, too slow, too many redirects) or
-    :class:`~imgfind.errors.ImageTooLarge`.
-
-    >>> fetch_url("file:///etc/passwd")  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    imgfind.errors.SourceError: refusing to fetch file:///etc/passwd: only http and https ...
-    """
-
-    _check_scheme(url)
-    outcome: dict[str, Any] = {}
-    cancelled = threading.Event()
-    deadline = time.monotonic() + timeout
-
-    def work() -> None:
-        try:
-            outcome["data"] = _fetch(url, max_bytes, timeout, deadline, max_redirects, cancelled,
-                                     allow_private, sink)
-        except Exception as e:  # noqa: BLE001 - re-raised in the caller's thread below
-            outcome["error"] = e
-
-    # The download runs in a helper thread so the caller gets control back at
-    # the deadline even while the socket is blocked in a read; httpx's own
-    # timeouts are per operation and cannot bound the total.
-    worker = threading.Thread(target=work, name="imgfind-fetch", daemon=True)
-    worker.start()
-    worker.join(timeout)
-    if worker.is_alive():
-        cancelled.set()
-        raise SourceError(
-            f"fetching {url} took longer than {timeout:g} s; try again or raise the timeout"
-        )
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["data"]
-
-
-def _check_scheme(url: str) -> None:
-    if not _is_url(url):
-        raise SourceError(f"refusing to fetch {url}: only http and https URLs are allowed")
-
-
-def _fetch(
-    url: str,
-    max_bytes: int,
-    timeout: float,
-    deadline: float,
-    max_redirects: int,
-    cancelled: threading.Event,
-    allow_private: bool = True,
-    sink: Callable[[bytes], object] | None = None,
-) -> bytes:
-    import httpx  # only URL sources pay for it (keeps CLI start-up fast)
-
-    headers = {"User-Agent": _USER_AGENT, "Accept": "image/*,*/*;q=0.5"}
-    try:
-        with httpx.Client(timeout=timeout, follow_redirects=False, headers=headers) as client:
-            for _ in range(max_redirects + 1):
-                target, pin = url, dict[str, Any]()
-                if not allow_private:
-                    # Connect to the very address that was checked: a second DNS lookup
-                    # could answer a private one (DNS rebinding).
-                    target, pin = _pinned(url, _check_public(url))
-                with client.stream("GET", target, **pin) as response:
-                    if response.is_redirect:
-                        location = response.headers.get("location", "")
-                        url = str(httpx.URL(url).join(location))
-                        _check_scheme(url)
-                        continue
-                    if response.status_code >= 400:
-                        raise SourceError(
-                            f"{url} answered HTTP {response.status_code} "
-                            f"{response.reason_phrase}".rstrip()
-                        )
-                    declared = response.headers.get("content-length", "")
-                    if declared.isdigit() and int(declared) > max_bytes:
-                        raise _too_large(url, int(declared), max_bytes)
-                    chunks: list[bytes] = []
-                    received = 0
-                    for chunk in response.iter_bytes():
-                        received += len(chunk)
-                        if received > max_bytes:
-                            raise _too_large(f"{url} (still downloading)", received, max_bytes)
-                        if cancelled.is_set() or time.monotonic() > deadline:
-                            raise SourceError(f"fetching {url} took too long")
-                        if sink is not None:
-                            sink(chunk)
-                        else:
-                            chunks.append(chunk)
-                    return b"".join(chunks)
-    except httpx.TimeoutException as e:
-        raise SourceError(f"fetching {url} timed out ({type(e).__name__})") from e
-    except httpx.InvalidURL as e:
-        raise SourceError(f"{url} is not a valid URL: {e}") from e
-    except httpx.HTTPError as e:
-        raise SourceError(f"cannot fetch {url}: {e}") from e
-    raise SourceError(f"{url} redirected more than {max_redirects} times")
-
-
-def _pinned(url: str, address: str) -> tuple[str, dict[str, Any]]:
-    """``url`` with its host replaced by ``address``, and the request options that keep
-    the original host for the ``Host`` header, TLS SNI and certificate check."""
-    import httpx
-
-    u = httpx.URL(url)
-    host = u.host
-    netloc = f"[{host}]" if ":" in host else host
-    if u.port is not None:
-        netloc += f":{u.port}"
-    return str(u.copy_with(host=address)), {
-        "headers": {"Host": netloc}, "extensions": {"sni_hostname": host}}
-
-
-def _check_public(url: str) -> str:
-    """Refuse a URL whose host is, or resolves to, a non-public address; -> the address
-    to connect to (one of those checked)."""
-    import ipaddress
-    import socket
-    from urllib.parse import urlsplit
-
-    host = urlsplit(url).hostname or ""
-    try:
-        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-    except (socket.gaierror, UnicodeError) as e:
-        raise SourceError(f"cannot resolve the host of {url}: {e}") from None
-    if not infos:
-        raise SourceError(f"cannot resolve the host of {url}")
-    for info in infos:
-        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
-        if not address.is_global:
-            raise SourceError(
-                f"refusing to fetch {url}: {host} is a private or local address ({address}); "
-                "only public URLs are fetched for API callers (imgfind serve "
-                "--allow-private-urls lifts this)")
-    return str(ipaddress.ip_address(str(infos[0][4][0]).split("%", 1)[0]))
 
 
 def resolve_allowed(path: str | Path, roots: Sequence[str | Path]) -> Path:
