@@ -252,9 +252,15 @@ def make_dynamic(src: Path, dst: Path, fixed_length: int) -> None:
         new_nodes.append(node)
         if node.op_type == "Constant" and node.output and node.output[0] in after:
             new_nodes.extend(after[node.output[0]])
+    # constants replaced whole (shapes) are left unused: drop them, or ORT warns on load
+    used = {name for node in new_nodes for name in node.input} | {o.name for o in g.output} \
+        | {i.name for i in g.input}  # old exports list initializers as inputs too
+    new_nodes = [n for n in new_nodes if n.op_type != "Constant" or n.output[0] in used]
+    kept = [i for i in list(g.initializer) + extra_inits if i.name in used]
     del g.node[:]
     g.node.extend(new_nodes)
-    g.initializer.extend(extra_inits)
+    del g.initializer[:]
+    g.initializer.extend(kept)
     log.debug("text tower rewrite: %d constants follow the input's length", sliced)
     dst.parent.mkdir(parents=True, exist_ok=True)
     _atomic_write(dst, model.SerializeToString())
