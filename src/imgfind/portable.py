@@ -76,7 +76,7 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes, mtime: float) -> None:
     tar.addfile(info, io.BytesIO(data))
     # TarFile remembers every member it wrote (for getmembers): forget them, or memory
     # grows with the collection (measured: +40 MB per 100k items).
-    tar.members.clear()
+    tar.members.clear()  # type: ignore[attr-defined]  (not in typeshed)
 
 
 def export_collection(collection: Collection, path: str | Path, *,
@@ -192,7 +192,7 @@ def _chunks(path: Path) -> Iterator[tuple[dict[str, Any], _Chunk | None, dict[st
         prefix = ""
         try:
             while (member := tar.next()) is not None:
-                tar.members.clear()      # as in _add: keep no list of every member read
+                tar.members.clear()  # type: ignore[attr-defined]  # as in _add
                 if not member.isfile():
                     continue
                 f = tar.extractfile(member)
