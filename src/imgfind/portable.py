@@ -76,7 +76,7 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes, mtime: float) -> None:
     tar.addfile(info, io.BytesIO(data))
     # TarFile remembers every member it wrote (for getmembers): forget them, or memory
     # grows with the collection (measured: +40 MB per 100k items).
-    tar.members.clear()  # type: ignore[attr-defined]  (not in typeshed)
+    tar.members.clear()  # type: ignore[attr-defined]  # not in typeshed
 
 
 def export_collection(collection: Collection, path: str | Path, *,
