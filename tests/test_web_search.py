@@ -257,3 +257,25 @@ def test_duplicate_review_keeps_the_chosen_one_after_a_count(page, env):
     page.go_back()                                   # Back leaves the screen
     page.wait_for_selector("#duplicates-view", state="hidden")
     wait_for_cards(page, before - 1)
+
+
+def test_resolve_all_groups_after_the_servers_dry_run_count(page, env):
+    col = env["col"]
+    open_ui(page, env["url"], "#c=photos&view=duplicates")
+    page.fill("#dup-threshold", "0.995")
+    page.dispatch_event("#dup-threshold", "change")
+    page.wait_for_function("() => document.querySelector('#dup-status').textContent"
+                           ".includes('group')")
+    page.wait_for_selector("#duplicates-view .dup-group")
+    groups = page.locator(".dup-group").evaluate_all("""gs => gs.map(g => ({
+        keep: g.querySelector('input[type=radio]:checked').value,
+        ids: [...g.querySelectorAll('.dup-tile')].map(t => t.dataset.id)}))""")
+    extra = sum(len(g["ids"]) - 1 for g in groups)
+    before = col.count()
+    page.click("#dup-resolve-all")
+    page.wait_for_selector("#confirm-view[open]")
+    assert f"Delete {extra} image" in page.text_content("#confirm-title")
+    page.click("#confirm-ok")
+    page.wait_for_function("() => !document.querySelector('.dup-group')")
+    assert col.count() == before - extra
+    assert all(col.get(g["keep"]) for g in groups)
