@@ -187,6 +187,16 @@ def test_request_bodies_share_one_memory_budget(lib) -> None:
                 break
             time.sleep(0.2)
         assert r.status_code == 200, r.text
+        # The HTTP client waits out a 503 (Retry-After) and succeeds once there is room.
+        held = _start_body(s.url, 2 * mb)
+        time.sleep(0.3)
+        threading.Timer(1.0, held.close).start()
+        big = [{"image": real_photos(1)[0].read_bytes(), "metadata": {"pad": "x" * (2 * mb)}}]
+        with imgfind.Client(s.url) as client:
+            t0 = time.monotonic()
+            res = client.collection("default").insert_batch(big, keep_duplicates=True)
+        assert res[0].ok, res
+        assert time.monotonic() - t0 >= 1.0  # it had to wait for the held request
 
 
 # -- warning and docs -------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import threading
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import content_length, error_body
+from .errors import content_length, drain, error_body
 
 #: Seconds a refused client is told to wait before retrying.
 RETRY_AFTER = 2
@@ -62,11 +62,13 @@ class MemoryBudgetMiddleware:
             return
         declared = content_length(scope)
         if declared is not None and declared > self.budget.limit:
+            await drain(receive)
             await _refuse(send, 413, _over_message(self.budget))
             return
         held = 0
         if declared:
             if not self.budget.take(declared):
+                await drain(receive)
                 await _refuse(send, 503, _busy_message(self.budget))
                 return
             held = declared
@@ -94,6 +96,7 @@ class MemoryBudgetMiddleware:
             await self.app(scope, counted_receive, tracked_send)
         except _Refused as e:
             if not started:
+                await drain(receive)
                 await _refuse(send, e.status, _busy_message(self.budget) if e.status == 503
                               else _over_message(self.budget))
         finally:

@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import Busy, ImageTooLarge, ImgfindError, UnknownField
@@ -76,6 +77,15 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body(code, message), status_code=status,
                             headers=getattr(exc, "headers", None))
 
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, exc: ClientDisconnect) -> JSONResponse:
+        # The client went away mid-request (e.g. killed mid-upload): nothing was stored,
+        # nobody is left to answer, and it is no server bug worth a traceback.
+        log.info("%s %s: the client disconnected before sending its whole body",
+                 request.method, request.url.path)
+        return JSONResponse(error_body("invalid_input", "client disconnected"),
+                            status_code=400)
+
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> JSONResponse:
         log.exception("%s %s crashed", request.method, request.url.path)
@@ -102,6 +112,7 @@ class BodyLimitMiddleware:
         limit = self.limit_for(scope)
         declared = content_length(scope)
         if declared is not None and declared > limit:
+            await drain(receive)
             await _send_413(send, limit)
             return
         total = 0
@@ -135,7 +146,28 @@ class BodyLimitMiddleware:
             await self.app(scope, limited_receive, guarded_send)
         except BodyTooLarge:
             if not started:
+                await drain(receive)
                 await _send_413(send, limit)
+
+
+#: Most bytes of a refused body read and thrown away before the answer (see :func:`drain`).
+DRAIN_BYTES = 512 << 20
+
+
+async def drain(receive: Receive, limit: int = DRAIN_BYTES) -> None:
+    """Read and discard the rest of a refused request's body before answering it.
+
+    A client sends its whole body before it reads the answer; answering and
+    closing the socket on unread data makes the OS reset the connection, and the
+    client then sees "connection reset" instead of the 413/503. Bytes are thrown
+    away as they arrive (no memory held); past ``limit`` the answer goes out anyway.
+    """
+    seen = 0
+    while seen <= limit:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
+        seen += len(message.get("body", b""))
 
 
 def _loc(e: dict) -> str:
