@@ -201,9 +201,10 @@ def test_ignores_hidden_and_non_images_and_reports_bad_files(col, folder):
         (folder / "notes.txt").write_text("not an image")
         (folder / "broken.jpg").write_bytes(b"not a jpeg at all")
         (folder / "good.jpg").write_bytes(data)
-        wait_for(lambda: col.count() == 1 and len(w.stats.errors) == 1, 30, "one item")
+        (folder / "no-extension").write_bytes(small_jpegs(2)[1])   # an image by content
+        wait_for(lambda: col.count() == 2 and len(w.stats.errors) == 1, 30, "two items")
         assert w.wait_idle(10)
-    assert [Path(it.source).name for it in col.items()] == ["good.jpg"]
+    assert sorted(Path(it.source).name for it in col.items()) == ["good.jpg", "no-extension"]
     assert w.stats.errors[0]["source"].endswith("broken.jpg")
 
 

@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidInput, SourceError
-from .imageio import IMAGE_EXTENSIONS
 from .stores.base import Record
 
 if TYPE_CHECKING:
@@ -80,8 +79,12 @@ class WatchStats:
 
 
 def _is_image_path(path: str) -> bool:
+    """What ``index`` would take from a folder: an image name, or image content (a JPEG
+    without extension); never a hidden file."""
+    from .sources import _sniff_image, has_image_name
+
     name = os.path.basename(path)
-    return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+    return not name.startswith(".") and (has_image_name(name) or _sniff_image(path))
 
 
 def _hidden(path: str, roots: Sequence[str]) -> bool:
