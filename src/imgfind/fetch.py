@@ -19,8 +19,6 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-
 from imgfind.errors import ImageTooLarge, SourceError
 
 __all__ = ["fetch_url", "is_url", "too_large"]
@@ -118,6 +116,7 @@ def _fetch(
     allow_private: bool = True,
     sink: Callable[[bytes], object] | None = None,
 ) -> bytes:
+    import httpx  # here, not at import: a text search never fetches (cold CLI start)
 
     headers = {"User-Agent": _USER_AGENT, "Accept": "image/*,*/*;q=0.5"}
     try:
@@ -167,6 +166,7 @@ def _fetch(
 def _pinned(url: str, address: str) -> tuple[str, dict[str, Any]]:
     """``url`` with its host replaced by ``address``, and the request options that keep
     the original host for the ``Host`` header, TLS SNI and certificate check."""
+    import httpx
 
     u = httpx.URL(url)
     host = u.host
