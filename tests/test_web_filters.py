@@ -170,3 +170,23 @@ def test_picker_says_in_words_what_is_wrong_with_a_value(page, env):
     page.fill(".filter >> nth=0 >> .f-value", "7")
     page.press(".filter >> nth=0 >> .f-value", "Enter")
     page.wait_for_function("() => document.querySelectorAll('#gallery .card').length > 0")
+
+
+def test_catalog_walk_reads_each_item_once_across_shared_timestamps(tmp_path, tiny_model_dir):
+    """A batch shares one ``added`` time across page boundaries; singles follow it."""
+    import imgfind
+    from imgfind.server import catalog as cat
+
+    lib = imgfind.open(tmp_path / "home", model_path=tiny_model_dir)
+    col = lib.create_collection("walk")
+    col.insert_batch([{"image": tiny_png(i), "metadata": {"n": i}}
+                      for i in range(cat.PAGE * 2 + 7)], keep_duplicates=True)
+    for i in range(5):
+        col.insert(tiny_png(i), metadata={"n": i, "solo": True}, keep_duplicates=True)
+    walked = [it.id for page in cat.Catalog()._pages(col, None) for it in page]
+    assert sorted(walked) == sorted(it.id for it in col.items(limit=10_000))
+    assert len(walked) == len(set(walked)) == cat.PAGE * 2 + 12
+    fields = {f["key"]: f for f in cat.Catalog().read(col)["fields"]}
+    assert fields["metadata.n"]["count"] == cat.PAGE * 2 + 12
+    assert fields["metadata.solo"]["count"] == 5
+    lib.close()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,15 +121,39 @@ class Catalog:
             if it.updated is not None and (self.since is None or it.updated > self.since):
                 self.since = it.updated
 
-    def _pages(self, collection: Collection, where: dict | None) -> list[list[Item]]:
-        pages, offset = [], 0
+    def _pages(self, collection: Collection, where: dict | None) -> Iterator[list[Item]]:
+        """The items matching ``where``, a page at a time, oldest added first.
+
+        Each page continues after the last ``added`` time read (an index walk), not
+        from an offset, which would make a walk of n items cost n squared. The items
+        of a page's last time are read whole (they may go on past the page), so items
+        sharing one time are neither skipped nor read twice.
+        """
+        def both(cond: dict) -> dict:
+            return cond if where is None else {"$and": [where, cond]}
+
+        last: str | None = None
         while True:
-            page = collection.items(where=where, limit=PAGE, offset=offset)
-            if page:
-                pages.append(page)
+            flt = where if last is None else both({"added": {"$gt": last}})
+            page = collection.items(where=flt, limit=PAGE, sort="added")
+            if not page:
+                return
+            newest = page[-1].added
+            head = [it for it in page if it.added != newest]
+            if head:
+                yield head
+            offset = 0
+            while True:
+                same = collection.items(where=both({"added": newest}), limit=PAGE,
+                                        offset=offset)
+                if same:
+                    yield same
+                if len(same) < PAGE:
+                    break
+                offset += PAGE
             if len(page) < PAGE:
-                return pages
-            offset += PAGE
+                return
+            last = newest
 
     def _rebuild(self, collection: Collection) -> None:
         self.fields, self.since = {}, None
