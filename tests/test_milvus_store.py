@@ -330,3 +330,21 @@ def test_library_on_milvus_refuses_ocr_and_reembed(tmp_path, tiny_model_dir):
             col.items(where={"ocr": {"$contains": "exit"}})
         assert e.value.backend == "milvus" and e.value.operator == "$contains"
         assert [c.name for c in lib.collections()] == ["plain"]
+
+
+def test_shards_replicas_and_index_from_the_uri_stick_to_the_collection(server_port, tmp_path):
+    from imgfind.stores import open_backend
+
+    uri = f"milvus://127.0.0.1:{server_port}?prefix=sr_&shards=2&replicas=2&index=IVF_SQ8"
+    a = open_backend(tmp_path / "A", store=uri)
+    b = open_backend(tmp_path / "B", store=f"milvus://127.0.0.1:{server_port}?prefix=sr_")
+    try:
+        a.create(CollectionInfo(name="big", model="toy", dim=DIM)).put(_records(3))
+        info = b.open("big").index_info()      # another client, other defaults
+        assert info["kind"] == "IVF_SQ8" and info["size"] == 3
+        assert info["details"]["replicas"] == 2
+        assert b.open("big").search(_records(3)[2].vector, 1)[0][0][0] == "item-02"
+    finally:
+        a.drop("big")
+        a.close()
+        b.close()

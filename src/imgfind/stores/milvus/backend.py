@@ -17,6 +17,7 @@ the same collections.
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from dataclasses import dataclass, replace
@@ -116,11 +117,12 @@ class MilvusBackend:
             d = self.client.describe_collection(cname)
         except MilvusException:
             return None
-        parsed = info_from_description((d.get("properties") or {}).get(INFO_KEY, ""))
+        raw = (d.get("properties") or {}).get(INFO_KEY, "")
+        parsed = info_from_description(raw)
         if parsed is None:
             return None
         extra = {"shards": d.get("num_shards"), "uri": _safe(self.uri), "db": self.db,
-                 "server": self.server}
+                 "server": self.server, "replicas": int(json.loads(raw).get("replicas") or 1)}
         return parsed[0], parsed[1], extra
 
     def collections(self) -> list[CollectionInfo]:
@@ -147,14 +149,19 @@ class MilvusBackend:
             if self._call(self.client.has_collection, cname):
                 raise AlreadyExists(f"collection {info.name!r} already exists; open it, or "
                                     "drop it first")
-            c = self.client
+            c, replicas = self.client, self.options.replicas
             self._call(c.create_collection, cname, schema=build_schema(c, info.dim),
                        index_params=index_params(c, spec), consistency_level="Strong",
-                       properties={INFO_KEY: info_to_description(info, spec)},
+                       properties={INFO_KEY: info_to_description(info, spec, replicas)},
                        num_shards=self.options.shards)
-            if self.options.replicas > 1:
-                self._call(c.release_collection, cname)
-                self._call(c.load_collection, cname, replica_number=self.options.replicas)
+            if replicas > 1:
+                try:
+                    self._call(c.release_collection, cname)
+                    self._call(c.load_collection, cname, replica_number=replicas)
+                except StoreError:
+                    # Not enough query nodes for the replicas: leave no half-made collection.
+                    self._call(c.drop_collection, cname)
+                    raise
             store = MilvusStore(c, cname, info, spec, self.blobs,
                                 {"shards": self.options.shards,
                                  "replicas": self.options.replicas, "uri": _safe(self.uri),
@@ -173,7 +180,12 @@ class MilvusBackend:
             if d is None:
                 raise NotFound(f"no collection {name!r}; create it first")
             info, spec, extra = d
-            self._call(self.client.load_collection, cname)
+            state = self._call(self.client.get_load_state, cname).get("state")
+            if getattr(state, "name", str(state)) != "Loaded":
+                # With the replica count it was created with: a cluster refuses to reload
+                # a loaded collection with another.
+                self._call(self.client.load_collection, cname,
+                           replica_number=extra["replicas"])
             store = MilvusStore(self.client, cname, info, spec, self.blobs, extra)
             self._open[name] = store
             return store

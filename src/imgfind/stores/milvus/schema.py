@@ -107,9 +107,10 @@ def collection_name(prefix: str, name: str) -> str:
     return prefix + name.replace("_", "_u").replace("-", "_d").replace(".", "_p")
 
 
-def info_to_description(info: CollectionInfo, index: IndexSpec) -> str:
+def info_to_description(info: CollectionInfo, index: IndexSpec, replicas: int = 1) -> str:
     return json.dumps({"kind": _MARK, "name": info.name, "model": info.model, "dim": info.dim,
                        "model_path": info.model_path, "created": info.created,
+                       "replicas": replicas,
                        "index": {"kind": index.kind, "expected": index.expected,
                                  "m": index.m, "ef_construction": index.ef_construction,
                                  "nlist": index.nlist}})
