@@ -15,16 +15,14 @@ import builtins
 import os
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, replace
-from datetime import UTC, datetime
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
-from . import fetch, imageio
-from .embedders import load_embedder
+from . import fetch, imageio, writes
 from .embedders.base import Embedder, l2_normalize
 from .errors import (
     ImgfindError,
@@ -34,146 +32,22 @@ from .errors import (
     NotFound,
     NotSupported,
     SourceError,
-    from_code,
 )
-from .interface import DEFAULT_COLLECTION, ImageLike, QueryLike, SingleItemCalls
-from .interface import to_source as _to_source
+from .interface import ImageLike, QueryLike, SingleItemCalls
 from .interface import typed_calls as _typed_calls
+from .library import DEFAULT_HOME, Library, default_home, open
 from .query import ListSort, Mode, Query, Sort, check_sort, text_example
 from .search import run_queries
-from .stores import open_backend
-from .stores.base import CollectionInfo, CollectionStore, Record
+from .stores.base import CollectionInfo, CollectionStore
 from .types import DuplicateGroup, Hit, IndexReport, Item, ReembedReport, Result
+from .writes import check_ids, check_meta
+
+__all__ = ["DEFAULT_HOME", "Collection", "Library", "default_home", "open"]
 
 if TYPE_CHECKING:  # the pipeline is imported on first write: searches start faster
     from . import indexer
     from .ray_pipeline import RayOptions
     from .review import ResolveReport
-
-DEFAULT_HOME = "~/.imgfind"
-
-def default_home() -> Path:
-    return Path(os.environ.get("IMGFIND_HOME") or DEFAULT_HOME).expanduser()
-
-
-def open(home: str | Path | None = None, *, model_path: str | Path | None = None,
-         threads: int | None = None, limits: imageio.Limits | None = None,
-         allow_private_urls: bool = True, store: str | None = None,
-         blobs: str | None = None) -> Library:
-    """Open (or create) the library in ``home`` (default ``$IMGFIND_HOME`` or ``~/.imgfind``).
-
-    ``model_path`` is a local model folder used for collections created
-    without another model and for collections whose model is not cached.
-    ``allow_private_urls=False`` refuses image URLs on loopback or private
-    networks (the server sets it for its callers). ``store`` is a store URI
-    (default ``$IMGFIND_STORE`` or ``sqlite``; see :mod:`imgfind.stores.uri`), and
-    ``blobs`` (default ``$IMGFIND_BLOBS``) where a Milvus store keeps thumbnails.
-
-    >>> with imgfind.open("/tmp/lib") as lib:                      # doctest: +SKIP
-    ...     print([c.name for c in lib.collections()])
-    """
-    return Library(Path(home).expanduser() if home else default_home(),
-                   model_path=model_path, threads=threads, limits=limits,
-                   allow_private_urls=allow_private_urls,
-                   store=store or os.environ.get("IMGFIND_STORE"),
-                   blobs=blobs or os.environ.get("IMGFIND_BLOBS"))
-
-
-@_typed_calls
-class Library:
-    """A folder of named collections, each bound to one embedding model."""
-
-    def __init__(self, home: Path, *, model_path: str | Path | None = None,
-                 threads: int | None = None, limits: imageio.Limits | None = None,
-                 allow_private_urls: bool = True, store: str | None = None,
-                 blobs: str | None = None):
-        self.home = home
-        self.allow_private_urls = allow_private_urls
-        self.model_path = str(model_path) if model_path else os.environ.get("IMGFIND_MODEL_PATH")
-        self.threads = threads
-        self.limits = limits or imageio.Limits()
-        self.backend = open_backend(home, store=store, blobs=blobs)
-        self._embedders: dict[tuple[str | None, str | None], Embedder] = {}
-        self._open: dict[str, Collection] = {}
-        self._lock = threading.RLock()
-
-    def __enter__(self) -> Library:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        with self._lock:
-            for c in self._open.values():
-                c.store.close()
-            self._open.clear()
-            self.backend.close()
-
-    def embedder(self, model: str | None = None, model_path: str | None = None, *,
-                 dim: int | None = None) -> Embedder:
-        """The (cached) embedder for a model name or a local model folder.
-
-        ``dim``, when known, spares loading the image tower just to learn the width.
-        """
-        key = (model, model_path)
-        with self._lock:
-            if key not in self._embedders:
-                self._embedders[key] = load_embedder(model, model_path=model_path,
-                                                     threads=self.threads, dim=dim)
-            return self._embedders[key]
-
-    def create_collection(self, name: str, model: str | None = None, *,
-                          model_path: str | Path | None = None,
-                          exist_ok: bool = False, ocr: bool = False) -> Collection:
-        """Create a collection bound to ``model`` (a preset name, hub id or ``"phash"``)
-        or to the model folder ``model_path``. ``ocr=True`` also reads the text inside
-        its images, in a pass after embedding (see :meth:`Collection.run_ocr`).
-
-        >>> lib.create_collection("dupes", model="phash")          # doctest: +SKIP
-        >>> lib.create_collection("signs", ocr=True)                # doctest: +SKIP
-        """
-        if not isinstance(ocr, bool):
-            raise InvalidInput(f"ocr must be true or false, got {ocr!r}")
-        if ocr and not getattr(self.backend, "supports_ocr", False):
-            raise NotSupported(f"this store ({type(self.backend).__name__}) keeps no OCR "
-                               "text; create OCR collections in the sqlite store")
-        with self._lock:
-            existing = {c.name: c for c in self.backend.collections()}
-            if exist_ok and name in existing:
-                if existing[name].problem:      # e.g. a newer imgfind's: say "upgrade"
-                    return self.collection(name)
-                _check_same_model(existing[name], model)
-                return self.collection(name)
-            path = str(Path(model_path).expanduser().resolve()) if model_path else None
-            if model is None and path is None:
-                path = self.model_path
-            emb = self.embedder(model if path is None else None, path)
-            info = CollectionInfo(name=name, model=emb.name, dim=emb.dim, model_path=path,
-                                  created=_now(), ocr=ocr)
-            store = self.backend.create(info)
-            col = Collection(self, store, emb)
-            self._open[name] = col
-            return col
-
-    def collection(self, name: str = DEFAULT_COLLECTION) -> Collection:
-        """An existing collection; ``NotFound`` if there is none of that name."""
-        with self._lock:
-            if name not in self._open:
-                self._open[name] = Collection(self, self.backend.open(name))
-            return self._open[name]
-
-    def collections(self) -> list[CollectionInfo]:
-        return self.backend.collections()
-
-    def drop_collection(self, name: str) -> None:
-        """Delete a collection and everything stored in it."""
-        with self._lock:
-            col = self._open.pop(name, None)
-            if col is not None:
-                col.store.close()
-            self.backend.drop(name)
-
 
 @_typed_calls
 class Collection(SingleItemCalls):
@@ -284,33 +158,11 @@ class Collection(SingleItemCalls):
 
     def update_batch(self, items: Iterable[dict[str, Any]]) -> list[Result]:
         """Update many items: dicts with ``id`` and ``image`` and/or ``metadata``."""
-        entries = list(items)
-        results: list[Result | None] = [None] * len(entries)
-        with_image: list[int] = []
-        for i, e in enumerate(entries):
-            try:
-                item_id = e.get("id")
-                if not item_id:
-                    raise InvalidInput("update needs an id")
-                if e.get("image") is not None:
-                    with_image.append(i)
-                    continue
-                if e.get("metadata") is None:
-                    raise InvalidInput("update needs an image, metadata or both")
-                self.store.set_metadata(item_id, _check_meta(e["metadata"]),
-                                        merge=bool(e.get("merge")))
-                results[i] = Result(id=item_id)
-            except ImgfindError as err:
-                results[i] = _failed(err, e.get("id"))
-        if with_image:
-            done = self._write([entries[i] for i in with_image], replace_only=True)
-            for i, r in zip(with_image, done):
-                results[i] = r
-        return results  # type: ignore[return-value]
+        return writes.update_batch(self, items)
 
     def set_metadata(self, id: str, metadata: dict[str, Any], *, merge: bool = False) -> Item:
         """Replace (or merge into) the user metadata of one item."""
-        self.store.set_metadata(id, _check_meta(metadata), merge=merge)
+        self.store.set_metadata(id, check_meta(metadata), merge=merge)
         return self.get(id)
 
     def delete(self, id: str) -> None:
@@ -320,7 +172,7 @@ class Collection(SingleItemCalls):
 
     def delete_batch(self, ids: Sequence[str]) -> list[Result]:
         """Delete many items; one Result per id (``error`` for ids that did not exist)."""
-        ids = _check_ids(ids)
+        ids = check_ids(ids)
         found = self.store.delete(ids)
         return [Result(id=i) if ok else Result(id=i, error=f"no item {i!r}")
                 for i, ok in zip(ids, found)]
@@ -394,7 +246,7 @@ class Collection(SingleItemCalls):
         return item
 
     def get_many(self, ids: Sequence[str]) -> list[Item | None]:
-        return self.store.get(_check_ids(ids))
+        return self.store.get(check_ids(ids))
 
     def items(self, where: dict | None = None, limit: int = 100, offset: int = 0, *,
               sort: ListSort | None = None) -> list[Item]:
@@ -621,113 +473,5 @@ class Collection(SingleItemCalls):
     def _write(self, entries: list[dict[str, Any]], *, replace_only: bool,
                keep_duplicates: bool = True) -> list[Result]:
         """Prepare, embed and store entries; per-item errors never fail the batch."""
-        from . import indexer
-
-        emb = self.embedder
-        job = indexer.PrepareJob(emb.preprocessor(), self.library.limits, indexer.draft_size(emb),
-                                 allow_private_urls=self.library.allow_private_urls)
-        results: list[Result | None] = [None] * len(entries)
-        ready: list[tuple[int, indexer.Prepared]] = []
-        existing = self.store.get([e["id"] for e in entries if e.get("id")])
-        known = {it.id: it for it in existing if it is not None}
-        for i, e in enumerate(entries):
-            item_id = e.get("id")
-            try:
-                if item_id is not None and (not isinstance(item_id, str) or not item_id
-                                            or len(item_id) > 200):
-                    raise InvalidInput("id must be a non-empty string of at most 200 chars")
-                if replace_only and item_id not in known:
-                    raise NotFound(f"no item {item_id!r} in collection {self.name!r}")
-                src = _to_source(e.get("image"))
-                meta = e.get("metadata")
-                if meta is None and replace_only:
-                    meta = known[str(item_id)].metadata
-                elif replace_only and e.get("merge"):
-                    meta = {**known[str(item_id)].metadata, **_check_meta(meta)}
-                prepared = job(replace(src, metadata=_check_meta(meta or {})))
-                if isinstance(prepared, indexer.Failed):
-                    raise from_code(prepared.code, prepared.error)
-                if e.get("name") is not None:
-                    prepared.file = {**prepared.file, "name": _check_name(e["name"])}
-                prepared.id = item_id or indexer.new_id()
-                ready.append((i, prepared))
-            except ImgfindError as err:
-                results[i] = _failed(err, item_id)
-        if not keep_duplicates:
-            ready = self._drop_duplicates(entries, ready, results)
-        if ready:
-            vectors = indexer.embed_prepared(emb, job.preprocessor, [p for _, p in ready])
-            records: list[Record] = [p.to_record(v) for (_, p), v in zip(ready, vectors)]
-            try:
-                self.store.put(records)
-            except ModelMismatch:
-                if self.store.info.model == emb.name:
-                    raise
-                # A re-embed switched the model while this batch was embedded: redo it.
-                return self._write(entries, replace_only=replace_only)
-            self._stage([r.id for r in records])
-            for (i, p), r in zip(ready, records):
-                results[i] = Result(id=r.id, source=p.source.ref)
-        return results  # type: ignore[return-value]
-
-    def _drop_duplicates(self, entries: list[dict[str, Any]], ready: list[tuple[int, Any]],
-                         results: list[Result | None]) -> list[tuple[int, Any]]:
-        """Answer items whose bytes are stored (or earlier in the batch) with that id."""
-        seen = self.store.by_sha256({p.sha256 for _, p in ready})
-        kept = []
-        for i, p in ready:
-            first = seen.get(p.sha256)
-            if first is not None and entries[i].get("id") in (None, first):
-                results[i] = Result(id=first, source=p.source.ref, duplicate=True)
-                continue
-            seen.setdefault(p.sha256, p.id)
-            kept.append((i, p))
-        return kept
-
-
-# -- helpers --------------------------------------------------------------
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _check_name(name: Any) -> str:
-    """A file name to record: a non-empty string without a folder part."""
-    if not isinstance(name, str) or not name.strip() or len(name) > 255:
-        raise InvalidInput("name must be a file name of 1 to 255 characters")
-    base = name.replace("\\", "/").rsplit("/", 1)[-1]
-    if not base.strip():
-        raise InvalidInput(f"name {name!r} has no file name after its folder part")
-    return base
-
-
-def _check_same_model(info: CollectionInfo, model: str | None) -> None:
-    """``exist_ok`` may only reuse a collection bound to the model that was asked for."""
-    if model is None:
-        return
-    from .embedders.registry import resolve
-
-    wanted = model if model == "phash" else resolve(model)[0]
-    if wanted != info.model:
-        raise ModelMismatch(
-            f"collection {info.name!r} is bound to model {info.model!r}, not {wanted!r}; "
-            f"use another collection name for {wanted!r} (or re-embed the collection)")
-
-
-def _check_ids(ids: Any) -> list[str]:
-    if isinstance(ids, (str, bytes)) or not isinstance(ids, Sequence) \
-            or not all(isinstance(i, str) for i in ids):
-        raise InvalidArgument(f"ids must be a list of id strings, got {ids!r:.80}")
-    return list(ids)
-
-
-def _check_meta(meta: Any) -> dict[str, Any]:
-    if meta is None:
-        return {}
-    if not isinstance(meta, dict):
-        raise InvalidInput("metadata must be a JSON object (a dict)")
-    return meta
-
-
-def _failed(err: ImgfindError, item_id: str | None) -> Result:
-    return Result(id=item_id, error=err.message, code=err.code)
+        return writes.write(self, entries, replace_only=replace_only,
+                            keep_duplicates=keep_duplicates)

@@ -265,7 +265,7 @@ def import_collection(library: Library, path: str | Path, *, name: str | None = 
     if name in {c.name for c in library.collections()}:
         raise AlreadyExists(f"collection {name!r} already exists; import with --as NEW_NAME "
                             "or drop it first")
-    from .api import _now
+    from .library import _now
 
     embedder: Embedder | None = None
     info = CollectionInfo(name=name, model=exported["model"], dim=int(exported["dim"]),
