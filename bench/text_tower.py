@@ -41,7 +41,9 @@ def main(argv: list[str] | None = None) -> None:
         after = OnnxClipEmbedder(model)
         after.embed_texts(["first"])
         t0 = time.perf_counter()
-        after.embed_texts(["second: rewrite and proof"])
+        after.embed_texts(["second: starts the rewrite and proof"])
+        if after._deciding is not None:
+            after._deciding.join()
         decide_s = time.perf_counter() - t0
         times: dict[str, dict[str, list[float]]] = {q: {"before": [], "after": []}
                                                     for q in QUERIES}

@@ -446,6 +446,9 @@ def test_padding_is_trimmed_only_when_exact(tjs: OnnxClipEmbedder, tmp_path: Pat
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     texts = ["a dog", "a man riding a bicycle down a busy street at night"]
     tjs.embed_texts(["the first query runs at full length and decides nothing"])
+    tjs.embed_texts(texts)  # the second query starts the proof beside it
+    assert tjs._deciding is not None
+    tjs._deciding.join()
     trimmed = tjs.embed_texts(texts)
     assert tjs._trim  # causal CLIP tower with a dynamic sequence axis
     monkeypatch.setattr(tjs, "_trim", False)

@@ -50,7 +50,9 @@ def test_fixed_tower_rewritten_exact_and_reused(tiny_model_dir: Path, cache: Pat
     emb = OnnxClipEmbedder(tiny_model_dir, threads=1)
     reference = emb.embed_texts(TEXTS)  # first query: the original 77-token graph
     assert emb._text is not None and emb._text.fixed_length == 77 and emb._trim is None
-    emb.embed_texts(["the second query decides"])
+    emb.embed_texts(["the second query starts the proof beside it"])
+    assert emb._deciding is not None
+    emb._deciding.join()
     assert emb._trim is True and emb._text.fixed_length is None  # rewritten graph in use
     seen = fed_lengths(emb)
     got = np.concatenate([emb.embed_texts([t]) for t in TEXTS])
@@ -120,6 +122,8 @@ def test_proof_failure_keeps_the_original_tower(tiny_model_dir: Path, tmp_path: 
     first = emb.embed_texts(TEXTS)
     with caplog.at_level(logging.WARNING, logger="imgfind.embedders.text_trim"):
         second = emb.embed_texts(TEXTS)
+        assert emb._deciding is not None
+        emb._deciding.join()
     assert emb._trim is False and emb._text is not None and emb._text.fixed_length == 77
     np.testing.assert_allclose(second, first, atol=1e-6)
     assert "keeps its full 77-token length: min cosine" in caplog.text
@@ -144,6 +148,8 @@ def test_rewrite_failure_falls_back(tiny_model_dir: Path, cache: Path,
     reference = emb.embed_texts(TEXTS)
     with caplog.at_level(logging.WARNING, logger="imgfind.embedders.text_trim"):
         np.testing.assert_allclose(emb.embed_texts(TEXTS), reference, atol=1e-6)
+        assert emb._deciding is not None
+        emb._deciding.join()
     assert emb._trim is False and emb._text is not None and emb._text.fixed_length == 77
     assert "rewrite failed: ValueError: an operator this rewrite does not know" in caplog.text
 

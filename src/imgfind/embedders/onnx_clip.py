@@ -77,6 +77,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import string
@@ -95,6 +96,7 @@ from .layouts import IMMICH, check_model_dir, detect_layout
 from .preprocess import ClipPreprocessor, preprocessor_from_hf, preprocessor_from_immich
 from .registry import get_preset
 
+log = logging.getLogger(__name__)
 _ONNX_DTYPES = {
     "tensor(float)": np.float32,
     "tensor(float16)": np.float16,
@@ -274,6 +276,8 @@ class OnnxClipEmbedder:
         self.context_length, self._canonicalize = self._text_settings()
         self._text: _Tower | None = None
         self._text_queries = 0
+        #: the background proof started by the second query (see _decide_trim)
+        self._deciding: threading.Thread | None = None
         self._raw_tokenizer: Any = None
         self._tokenizer_lock = threading.Lock()
         #: whether padding may be dropped: None until decided (see _trimming_is_exact)
@@ -358,6 +362,8 @@ class OnnxClipEmbedder:
 
     # -- text -----------------------------------------------------------------
     def _load_text(self) -> _Tower:
+        if self._text is not None:  # no lock: the proof may hold it for seconds
+            return self._text
         with self._text_lock:
             if self._text is None:
                 check_model_dir(self.model_dir, text=True)
@@ -397,6 +403,14 @@ class OnnxClipEmbedder:
         with contextlib.suppress(Exception):
             self._read_tokenizer()  # parsed here while the session loads over there
         return thread
+
+    def _decide_trim(self) -> None:
+        try:
+            exact = self._trimming_is_exact()
+        except Exception:  # a failed proof must never fail the queries: keep full length
+            log.exception("text tower trim probe failed; queries keep their full length")
+            exact = False
+        self._trim = exact
 
     def _trimming_is_exact(self) -> bool:
         """Whether the tower may run at the query's token length (see ``text_trim``);
@@ -489,10 +503,14 @@ class OnnxClipEmbedder:
             return np.zeros((0, self.dim), np.float32)
         self._load_text()
         ids, mask = self._encode(texts)
-        if self._trim is None and self._text_queries:
+        if self._trim is None and self._text_queries and self._deciding is None:
             with self._text_lock:
-                if self._trim is None:
-                    self._trim = self._trimming_is_exact()
+                if self._deciding is None:
+                    # Beside the queries, not in front of one: they run at full length
+                    # until the proof is done. Not a daemon: exit waits for it, once.
+                    self._deciding = threading.Thread(target=self._decide_trim,
+                                                      name="imgfind-text-trim")
+                    self._deciding.start()
         self._text_queries += 1
         if self._trim:
             n = int(mask.sum(axis=1).max())
