@@ -4,8 +4,6 @@ items carry `ocr`; GET /collections/{c}/ocr reports progress; text search and fi
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import time
 
 import httpx
@@ -15,6 +13,7 @@ import imgfind
 from imgfind.server import BackgroundServer
 
 from .conftest import real_photos
+from .serving import serve
 from .test_ocr import _signed
 
 pytest.importorskip("rapidocr_onnxruntime")
@@ -32,23 +31,7 @@ def _wait_read(client_col, timeout: float = 180) -> dict:
 
 def test_serve_reads_text_in_the_background(tmp_path):
     home = tmp_path / "home"
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(["imgfind", "--home", str(home), "serve", "--port", str(port)],
-                            env={**os.environ}, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(url + "/api/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
-            time.sleep(0.2)
+    with serve(["imgfind", "--home", str(home), "serve"], env={**os.environ}) as url:
         signed = _signed(real_photos(3, start=350), seed0=40, n_words=1)
         with imgfind.Client(url) as client:
             col = client.create_collection("signs", model="phash", ocr=True)
@@ -76,9 +59,6 @@ def test_serve_reads_text_in_the_background(tmp_path):
             r = httpx.post(f"{url}/api/collections", json={"name": "x", "model": "phash",
                                                            "ocr": "maybe"})
             assert r.status_code == 400 and "ocr" in r.json()["error"]["message"], r.text
-    finally:
-        proc.terminate()
-        proc.wait(30)
 
 
 def test_server_without_worker_and_collection_without_ocr(tmp_path):

@@ -7,8 +7,6 @@ import io
 import json
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -21,6 +19,7 @@ import imgfind
 from imgfind.server import BackgroundServer
 
 from .conftest import real_photos
+from .serving import serve
 
 
 @pytest.fixture(scope="module")
@@ -333,31 +332,12 @@ def test_imgfind_serve_subprocess(tmp_path, tiny_model_dir) -> None:
     with imgfind.open(home, model_path=tiny_model_dir) as lib:
         lib.create_collection("default").insert_batch(real_photos(8))
         expected = lib.collection("default").search("a dog", k=5)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     src = Path(imgfind.__file__).parents[1]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "imgfind", "--home", str(home), "serve", "--port", str(port),
-         "--model-path", str(tiny_model_dir)],
-        env={**os.environ, "PYTHONPATH": str(src)},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(url + "/api/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
-            time.sleep(0.2)
+    with serve([sys.executable, "-m", "imgfind", "--home", str(home), "serve",
+                "--model-path", str(tiny_model_dir)],
+               env={**os.environ, "PYTHONPATH": str(src)}) as url:
         assert "text/html" in httpx.get(url + "/").headers["content-type"]
         assert httpx.get(url + "/docs").status_code == 200
         assert "/api/collections" in httpx.get(url + "/openapi.json").json()["paths"]
         with imgfind.Client(url) as client:
             assert client.collection("default").search("a dog", k=5) == expected
-    finally:
-        proc.terminate()
-        proc.wait(30)

@@ -11,42 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from imgfind.errors import AlreadyExists, InvalidInput, NotFound, StoreError
+from imgfind.errors import AlreadyExists, NotFound, StoreError
 from imgfind.stores import CollectionInfo, Record, StoreOptions, open_backend
 from imgfind.stores.sqlite import DB_FILE, INDEX_FILE, fts_query
 from imgfind.stores.vector_index import VectorIndex
 
-DIM = 32
+from .contract.helpers import DIM, clustered, exact_top, recall, records
+
 LOW = StoreOptions(flat_threshold=2000, auto_index_min=500)
-
-
-def clustered(n: int, seed: int = 0, dim: int = DIM) -> np.ndarray:
-    """Unit vectors around 40 centres: clustered like real embeddings."""
-    rng = np.random.default_rng(seed)
-    centres = np.random.default_rng(99).standard_normal((40, dim))
-    x = centres[rng.integers(0, 40, n)] + 0.6 * rng.standard_normal((n, dim))
-    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
-
-
-def records(x: np.ndarray, start: int = 0, **meta) -> list[Record]:
-    return [Record(id=f"r{start + i}", source=f"/data/img{start + i}.jpg", vector=v,
-                   metadata={"n": start + i, "g10": (start + i) % 10,
-                             "g100": (start + i) % 100, "half": (start + i) % 2, **meta})
-            for i, v in enumerate(x)]
-
-
-def exact_top(x: np.ndarray, q: np.ndarray, k: int, keep: np.ndarray | None = None,
-              start: int = 0) -> list[list[str]]:
-    s = q @ x.T
-    if keep is not None:
-        s[:, ~keep] = -np.inf
-    top = np.argsort(-s, axis=1)[:, :k]
-    return [[f"r{start + j}" for j in row if np.isfinite(s[i, j])] for i, row in enumerate(top)]
-
-
-def recall(got: list[list[tuple[str, float]]], truth: list[list[str]]) -> float:
-    hits = sum(len({h[0] for h in g} & set(t)) for g, t in zip(got, truth, strict=True))
-    return hits / sum(len(t) for t in truth)
 
 
 @pytest.fixture
@@ -116,13 +88,7 @@ def test_flat_search_is_exact(store):
                                atol=1e-5)
     assert store.check()["index"]["kind"] == "flat"
     assert store.search(q[0], 3)[0][0][0] == got[0][0][0]        # 1-d query works too
-    assert store.search(q, 0) == [[] for _ in range(20)]
-    assert len(store.search(q[:1], np.int64(4))[0]) == 4
-    for bad in (-1, 2.5, "3"):
-        with pytest.raises(InvalidInput, match="k must be"):
-            store.search(q, bad)
-        with pytest.raises(InvalidInput, match="k must be"):
-            store.text_search("x", bad)
+    # k = 0, a numpy-int k and invalid k: checked by tests/contract/test_search.py
 
 
 def test_ivf_switch_recall_and_incremental_updates(store):
