@@ -124,5 +124,6 @@ def run(quick: bool) -> dict[str, Any]:
                                                  "target", "pass"], rows,
         note=f"{runs} fresh processes per layout after one warm-up run. transformers.js "
              "layout: text tower with a dynamic sequence axis (query padding trimmed); "
-             "immich layout: text tower fixed at 77 tokens."))
+             "immich layout: text tower fixed at 77 tokens, run at the query's "
+             "length once a rewrite is proven exact (verdict cached in IMGFIND_CACHE)."))
     return res
