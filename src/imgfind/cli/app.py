@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -115,6 +117,26 @@ def parse_where(where: str | None) -> dict | None:
     if not isinstance(parsed, dict):
         raise InvalidFilter("--where must be a JSON object, e.g. '{\"format\": \"JPEG\"}'")
     return parsed
+
+
+@contextmanager
+def progress_bar(label: str, *,
+                 console: Console | None = None) -> Iterator[Callable[[int, int | None], None]]:
+    """A done-of-total bar for a long pass; yields its ``progress(done, total)`` callback.
+
+    >>> with progress_bar("re-embedding") as tick:                    # doctest: +SKIP
+    ...     col.reembed(model_path="models/clip", progress=tick)
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), console=console,
+                  transient=False) as bar:
+        task = bar.add_task(label, total=None)
+
+        def tick(done: int, total: int | None) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield tick
 
 
 def hits_table(hits: list) -> None:

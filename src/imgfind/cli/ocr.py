@@ -7,6 +7,7 @@ this pass after embedding (``--no-ocr`` defers it); ``imgfind ocr`` resumes it.
 from __future__ import annotations
 
 import sys
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -20,6 +21,7 @@ from .app import (
     err,
     out,
     print_json,
+    progress_bar,
     settings,
 )
 
@@ -64,17 +66,7 @@ def run_with_progress(col: Collection, *, limit: int | None = None,
     """Run the pass with a progress bar on a terminal; Ctrl-C keeps what was read."""
     show = not quiet and sys.stderr.isatty()
     try:
-        if not show:
-            return col.run_ocr(limit=limit, workers=workers).to_dict()
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-        with Progress(TextColumn("reading text"), BarColumn(), MofNCompleteColumn(),
-                      console=err, transient=False) as bar:
-            task = bar.add_task("ocr", total=None)
-
-            def tick(done: int, total: int | None) -> None:
-                bar.update(task, completed=done, total=total)
-
+        with progress_bar("reading text", console=err) if show else nullcontext() as tick:
             return col.run_ocr(limit=limit, workers=workers, progress=tick).to_dict()
     except KeyboardInterrupt:
         st = col.ocr_status()

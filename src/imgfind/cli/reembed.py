@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated
 
@@ -19,6 +20,7 @@ from .app import (
     err,
     out,
     print_json,
+    progress_bar,
     settings,
 )
 
@@ -70,13 +72,10 @@ def reembed(ctx: typer.Context,
     cancel = threading.Event()
     show = not as_json and sys.stderr.isatty()
     try:
-        if show:
-            report = _with_bar(col, model, target, batch_size, workers, cancel,
-                               delete_unreadable)
-        else:
+        with progress_bar("re-embedding") if show else nullcontext() as tick:
             report = col.reembed(model if target is None else None, model_path=target,
                                  batch_size=batch_size, workers=workers, cancel=cancel,
-                                 delete_unreadable=delete_unreadable)
+                                 progress=tick, delete_unreadable=delete_unreadable)
     except KeyboardInterrupt:
         state = col.reembed_status() or {}
         err.print(f"interrupted: {state.get('staged', 0)} of {state.get('total', 0)} items "
@@ -96,18 +95,3 @@ def reembed(ctx: typer.Context,
                   "resumes), or pass --delete-unreadable", highlight=False)
     if not report.switched:
         raise typer.Exit(EXIT_PARTIAL)
-
-
-def _with_bar(col, model, target, batch_size, workers, cancel, delete_unreadable):  # type: ignore[no-untyped-def]
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    with Progress(TextColumn("re-embedding"), BarColumn(), MofNCompleteColumn(),
-                  transient=False) as bar:
-        task = bar.add_task("reembed", total=None)
-
-        def tick(done: int, total: int | None) -> None:
-            bar.update(task, completed=done, total=total)
-
-        return col.reembed(model if target is None else None, model_path=target,
-                           batch_size=batch_size, workers=workers, cancel=cancel,
-                           progress=tick, delete_unreadable=delete_unreadable)
