@@ -23,6 +23,7 @@ from imgfind.errors import SourceError
 from imgfind.server import BackgroundServer
 
 from .conftest import real_photos
+from .serving import free_port
 
 
 @pytest.fixture(scope="module")
@@ -201,14 +202,8 @@ def test_request_bodies_share_one_memory_budget(lib) -> None:
 
 # -- warning and docs -------------------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_non_loopback_bind_without_key_warns(tmp_path: Path, tiny_model_dir: Path) -> None:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         ["imgfind", "--home", str(tmp_path / "h"), "serve", "--host", "0.0.0.0",
          "--port", str(port), "--model-path", str(tiny_model_dir)],
