@@ -64,6 +64,8 @@ def test_fixed_tower_rewritten_exact_and_reused(tiny_model_dir: Path, cache: Pat
     verdict = json.loads((entry / "verdict.json").read_text())
     assert verdict["exact"] is True and verdict["fixed_length"] == 77
     assert "min cosine" in verdict["reason"] and (entry / "text_dynamic.onnx").is_file()
+    # the original graph's optimized copy (made by the first load) is not kept beside it
+    assert not list(entry.glob("optimized-*"))
 
     # a new process (a one-off CLI query) reuses the verdict and the graph: no rewrite,
     # no proof, and its very first query runs at its own length

@@ -177,12 +177,20 @@ def open_session(path: Path, opts: Any, providers: Sequence[str]) -> tuple[Any, 
     try:
         session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
         os.replace(tmp, cached)
+        _drop_optimized(cached.parent, keep=cached)  # copies made by other ORT versions
     except OSError as e:
         log.warning("cannot cache the optimized text graph %s: %s", cached, e)
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink()
     return session, path
+
+
+def _drop_optimized(folder: Path, keep: Path | None = None) -> None:
+    for old in folder.glob("optimized-ort*.onnx"):
+        if old != keep:
+            with contextlib.suppress(OSError):
+                old.unlink()
 
 
 def make_dynamic(src: Path, dst: Path, fixed_length: int) -> None:
@@ -358,7 +366,9 @@ def decide(model_path: Path, fixed_length: int | None, encode: Encode, run_origi
             return Verdict(False, f"rewrite unavailable: {e}", fixed_length)
         except Exception as e:  # any failure means: keep the original graph
             exact, reason = False, f"rewrite failed: {type(e).__name__}: {e}"
-        if not exact:
+        if exact:  # the original graph's optimized copy will not be loaded again
+            _drop_optimized(cache.dir)
+        else:
             with contextlib.suppress(OSError):
                 cache.graph_path.unlink()
         verdict = Verdict(exact, reason, fixed_length, cache.graph_path if exact else None)
