@@ -177,6 +177,18 @@ def test_search_returns_nearest_with_fields_and_k_whenever_k_match(filled):
     assert "item-04" not in [i for i, _ in got] and len(got) == 3
 
 
+def test_filtered_search_scores_matches_exactly_when_the_index_misses_some(filled,
+                                                                         monkeypatch):
+    """HNSW can miss a few of very few matching rows; the store then scores them exactly."""
+    store, ref = filled
+    q = _records()[4].vector
+    where = {"group": {"$in": ["g1", "g2"]}}
+    monkeypatch.setattr(store, "_ann", lambda q, k, plan, params: [[] for _ in q])
+    got = store.search(q, 5, where=where)[0]
+    assert got == [(i, pytest.approx(s, abs=1e-4)) for i, s in ref.search(q, 5, where=where)[0]]
+    assert [it.id for it in store.get([i for i, _ in got])] == [i for i, _ in got]
+
+
 def test_text_search_finds_file_name_words_case_insensitively(filled):
     store, _ = filled
     assert [i for i, _ in store.text_search("pic_7")][:1] == ["item-07"]

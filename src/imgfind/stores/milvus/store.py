@@ -338,7 +338,29 @@ class MilvusStore:
                 if "nprobe" in params:
                     params["nprobe"] = self.index.lists()
                 res = self._ann(q, k, plan, params)
+            if any(len(r) < min(k, n) for r in res) and n <= _MAX_LIMIT:
+                # HNSW can still miss a few of very few matches (seen at 0.5% of 600
+                # rows): score the matching rows exactly, the brute force Milvus skips.
+                res = self._exact(q, k, plan)
         return res
+
+    def _exact(self, q: np.ndarray, k: int, plan: MilvusPlan) -> list[list[tuple[str, float]]]:
+        """Cosine over every row the filter matches, best first."""
+        rows = [r for page in self._scan(plan.expr, [*schema.ITEM_FIELDS, "vector"])
+                for r in page if plan.exact or matches(plan.node, r)]
+        if not rows:
+            return [[] for _ in range(len(q))]
+        scores = q @ np.asarray([r["vector"] for r in rows], dtype=np.float32).T
+        recent: dict[str, Item] = {}
+        out = []
+        for row_scores in scores:
+            top = np.argsort(-row_scores, kind="stable")[:k]
+            for i in top:
+                recent[rows[i]["id"]] = schema.item_from_row(
+                    {f: v for f, v in rows[i].items() if f != "vector"})
+            out.append([(rows[i]["id"], float(row_scores[i])) for i in top])
+        self._recent.items, self._recent.at = recent, time.monotonic()
+        return out
 
     def _ann(self, q: np.ndarray, k: int, plan: MilvusPlan,
              params: dict[str, Any]) -> list[list[tuple[str, float]]]:
