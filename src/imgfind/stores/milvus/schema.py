@@ -31,8 +31,9 @@ import numpy as np
 from ...errors import InvalidInput, ModelMismatch
 from ...types import Item
 from ..base import CollectionInfo, Record
+from ..records import clean_json
 
-__all__ = ["INDEX_KINDS", "ITEM_FIELDS", "IndexSpec", "build_schema", "clean_json",
+__all__ = ["INDEX_KINDS", "ITEM_FIELDS", "IndexSpec", "build_schema",
            "collection_name", "index_params", "info_from_description", "info_to_description",
            "item_from_row", "normalize", "text_of"]
 
@@ -167,21 +168,6 @@ def index_params(client: Any, spec: IndexSpec) -> Any:
 
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
-
-
-def clean_json(value: Any) -> Any:
-    """EXIF / file facts as valid JSON: non-finite floats become null, odd types strings."""
-    if isinstance(value, dict):
-        return {str(k): clean_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [clean_json(v) for v in value]
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if value is None or isinstance(value, (str, int, bool)):
-        return value
-    if isinstance(value, bytes):
-        return value.hex()
-    return str(value)
 
 
 def check_metadata(value: Any, id: str) -> dict[str, Any]:

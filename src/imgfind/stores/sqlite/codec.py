@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import operator
 import re
 from collections.abc import Iterator, Sequence
@@ -33,23 +32,6 @@ def _chunks(seq: Sequence[Any], n: int = _IN_CHUNK) -> Iterator[Sequence[Any]]:
 
 def _qs(n: int) -> str:
     return ",".join("?" * n)
-
-
-def _clean(value: Any) -> Any:
-    """EXIF / file facts as valid JSON: non-finite floats become null, odd types strings."""
-    if not value:
-        return value
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if value is None or isinstance(value, (str, int, bool)):
-        return value
-    if isinstance(value, bytes):
-        return value.hex()
-    return str(value)
 
 
 # One encoder for every row: json.dumps with options would build a new one per call.

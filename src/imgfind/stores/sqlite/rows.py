@@ -18,12 +18,12 @@ from ...errors import InvalidInput, ModelMismatch, NotFound, StoreError
 from ...filters import compile_filter, field_expression
 from ...types import Item
 from ..base import Record, SourceState
+from ..records import clean_json
 from ..vector_index import VectorIndex
 from .codec import (
     _ITEM_COLS,
     _READ_COLS,
     _chunks,
-    _clean,
     _dumps,
     _fts_body,
     _item,
@@ -72,8 +72,8 @@ class RowStore(SearchPlanner):
         for i, r in enumerate(recs):
             if not isinstance(r.source, str):
                 raise InvalidInput(f"source of item {r.id!r} must be a string")
-            exif = _clean(r.exif or {})
-            file = _clean(r.file or {})
+            exif = clean_json(r.exif or {})
+            file = clean_json(r.file or {})
             rows.append((r.id, r.source, _dumps(r.metadata or {}, "metadata", r.id),
                          _dumps(exif, "exif", r.id), _dumps(file, "file facts", r.id),
                          r.width, r.height, r.format, r.sha256, r.taken,
