@@ -24,3 +24,17 @@ def clean_json(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.hex()
     return str(value)
+
+
+def text_values(value: Any, out: list[str]) -> None:
+    """Append every string and number inside ``value`` to ``out``: what full-text reads."""
+    if isinstance(value, dict):
+        for v in value.values():
+            text_values(v, out)
+    elif isinstance(value, list):
+        for v in value:
+            text_values(v, out)
+    elif isinstance(value, str):
+        out.append(value)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        out.append(str(value))

@@ -31,7 +31,7 @@ import numpy as np
 from ...errors import InvalidInput, ModelMismatch
 from ...types import Item
 from ..base import CollectionInfo, Record
-from ..records import clean_json
+from ..records import clean_json, text_values
 
 __all__ = ["INDEX_KINDS", "ITEM_FIELDS", "IndexSpec", "build_schema",
            "collection_name", "index_params", "info_from_description", "info_to_description",
@@ -182,19 +182,6 @@ def check_metadata(value: Any, id: str) -> dict[str, Any]:
     return value
 
 
-def _words(value: Any, out: list[str]) -> None:
-    if isinstance(value, dict):
-        for v in value.values():
-            _words(v, out)
-    elif isinstance(value, list):
-        for v in value:
-            _words(v, out)
-    elif isinstance(value, str):
-        out.append(value)
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        out.append(str(value))
-
-
 def text_of(source: str, metadata: dict[str, Any], exif: dict[str, Any],
             file: dict[str, Any]) -> str:
     """What full-text search reads: its words, lower-cased, one space apart.
@@ -207,8 +194,8 @@ def text_of(source: str, metadata: dict[str, Any], exif: dict[str, Any],
     'p dog 5 jpg beach'
     """
     out = [source]
-    _words(metadata, out)
-    _words(exif, out)
+    text_values(metadata, out)
+    text_values(exif, out)
     name = file.get("name") if isinstance(file, dict) else None
     if isinstance(name, str):
         out.append(name)

@@ -13,6 +13,7 @@ import numpy as np
 
 from ...errors import InvalidInput
 from ...types import Item
+from ..records import text_values
 
 _CHUNK = 65536          # rows per chunk when streaming vectors (bounded memory)
 _IN_CHUNK = 900         # ids per "IN (...)" list, well under SQLite's variable limit
@@ -50,23 +51,10 @@ def _dumps(value: dict[str, Any], what: str, id: str) -> str:
                            "finite numbers, booleans, null, lists and objects") from e
 
 
-def _text_values(value: Any, out: list[str]) -> None:
-    if isinstance(value, dict):
-        for v in value.values():
-            _text_values(v, out)
-    elif isinstance(value, list):
-        for v in value:
-            _text_values(v, out)
-    elif isinstance(value, str):
-        out.append(value)
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        out.append(str(value))
-
-
 def _fts_body(metadata: dict[str, Any], exif: dict[str, Any], file: dict[str, Any]) -> str:
     out: list[str] = []
-    _text_values(metadata, out)
-    _text_values(exif, out)
+    text_values(metadata, out)
+    text_values(exif, out)
     name = file.get("name") if isinstance(file, dict) else None
     if isinstance(name, str):
         out.append(name)
