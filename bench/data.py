@@ -33,8 +33,12 @@ import numpy as np
 
 DIM = 512
 K = 10
-#: filter fields: ``group`` has 10 values (a filter on one matches 10%), ``bucket`` 100 (1%)
-FILTERS = {"group": ("10%", 10, 7), "bucket": ("1%", 100, 7)}
+#: filter fields: ``group`` has 10 values (a filter on one matches 10%), ``bucket`` 100 (1%),
+#: ``shard`` 1000 (0.1%)
+FILTERS = {"group": ("10%", 10, 7), "bucket": ("1%", 100, 7), "shard": ("0.1%", 1000, 7)}
+#: fields a user would have indexed before searching; ``shard`` is left as a key no index
+#: has seen yet, so the first filtered query on it shows what a new JSON key costs
+INDEXED_AT_BUILD = ("group", "bucket")
 
 
 @dataclass
@@ -89,7 +93,7 @@ def make_dataset(root: Path, n: int, n_queries: int, clusters: int = 1000,
             "spread": list(spread), "dup_frac": dup_frac, "seed": seed, "k": K,
             "filters": {f: {"selectivity": s, "values": v, "value": x}
                         for f, (s, v, x) in FILTERS.items()},
-            "version": 2}
+            "version": 3}
     ds = Dataset(root, n, n_queries)
     mp = root / "meta.json"
     if mp.exists() and json.loads(mp.read_text()) == meta:
