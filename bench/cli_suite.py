@@ -36,8 +36,28 @@ from .common import (
     table,
 )
 from .data import make_dataset
+from .targets import judge, targets_table
 
-TARGET_S = 1.0
+#: issue 9: cold ``imgfind search "text"`` on 10k items
+TARGET_S = 0.7
+
+
+def targets(fig: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 9's cold-start target, one row per model layout measured.
+
+    >>> targets({})[0]["pass"]
+    'not measured'
+    """
+    layouts = fig.get("layouts") or {layout: None for layout in LAYOUTS}
+
+    def cold(layout: str) -> tuple[str, bool]:
+        f = fig["layouts"][layout]
+        return (f"{f['median_s']:.2f} s median ({f['min_s']:.2f}-{f['max_s']:.2f})",
+                f["median_s"] <= TARGET_S)
+
+    return [judge(f"9.4-cli-{layout}", f'cold `imgfind search "text"` on 10k items <= '
+                  f"{TARGET_S} s ({layout} layout)", lambda layout=layout: cold(layout))
+            for layout in layouts]
 
 
 def vector_collection(home: Path, n: int, model: Path) -> Path:
@@ -113,17 +133,16 @@ def run(quick: bool) -> dict[str, Any]:
     fig["import_cli_s"] = min(_timed([sys.executable, "-c", "import imgfind.cli"])[0]
                               for _ in range(3))
     res["figures"] = fig
-    rows = []
-    for layout, f in fig["layouts"].items():
-        rows.append([f"imgfind search, {layout} layout", f["median_s"], f["min_s"], f["max_s"],
-                     f"<= {TARGET_S}", f["median_s"] <= TARGET_S])
-    rows += [["python -c pass", None, fig["python_startup_s"], None, None, None],
-             ["python -c 'import imgfind.cli'", None, fig["import_cli_s"], None, None, None]]
+    rows = [[f"imgfind search, {layout} layout", f["median_s"], f["min_s"], f["max_s"]]
+            for layout, f in fig["layouts"].items()]
+    rows += [["python -c pass", None, fig["python_startup_s"], None],
+             ["python -c 'import imgfind.cli'", None, fig["import_cli_s"], None]]
     res["tables"].append(table(
-        f"Cold CLI text search on {n:,} items", ["what", "median s", "min s", "max s",
-                                                 "target", "pass"], rows,
+        f"Cold CLI text search on {n:,} items", ["what", "median s", "min s", "max s"], rows,
         note=f"{runs} fresh processes per layout after one warm-up run. transformers.js "
              "layout: text tower with a dynamic sequence axis (query padding trimmed); "
              "immich layout: text tower fixed at 77 tokens, run at the query's "
              "length once a rewrite is proven exact (verdict cached in IMGFIND_CACHE)."))
+    fig["targets"] = targets(fig)
+    res["tables"].append(targets_table("Cold start target of issue 9", fig["targets"]))
     return res

@@ -17,8 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from .common import fmt
+from .store_suite import FILTER_P50_MS, P50_1M_MS
+from .store_suite import QUICK as STORE_QUICK
+from .targets import MISSING, NOT_MEASURED, pass_cell
 
 SUITES = ["store", "pipeline", "cli", "server", "quality"]
+#: a run on a lent GPU machine (issue 9 part 8) writes suite "gpu" with figures.images_per_s;
+#: none exists yet, and the targets table says "not lent" until one does
+GPU_SUITE = "gpu"
+QUICK_STORE_SIZES = STORE_QUICK["sizes"]
 COMMANDS = {
     "store": "python -m bench store            # 100k and 1M; add --sizes 100000 for a subset",
     "pipeline": "python -m bench pipeline",
@@ -41,7 +48,7 @@ def latest_results(out: Path) -> dict[str, dict[str, Any]]:
             r = json.loads(p.read_text())
         except (OSError, json.JSONDecodeError):
             continue
-        if r.get("suite") not in SUITES:
+        if r.get("suite") not in (*SUITES, GPU_SUITE):
             continue
         r["_file"] = p.name
         r["_files"] = [p.name]
@@ -68,9 +75,12 @@ def merge_store(parts: list[dict[str, Any]]) -> dict[str, Any]:
     systems: dict[str, Any] = {}
     unavailable: dict[str, str] = {}
     notes: list[str] = []
+    # size -> system -> params of the run its figures come from (the targets' commands)
+    sources: dict[str, dict[str, Any]] = {}
     for r in parts:  # oldest first: newer runs overwrite
         for n, per in r["figures"]["sizes"].items():
             sizes.setdefault(n, {}).update(per)
+            sources.setdefault(n, {}).update({name: r["params"] for name in per})
         systems.update(r["figures"].get("systems", {}))
         unavailable.update(r["figures"].get("unavailable", {}))
         notes += [f"{n} ({r['_file']})" for n in r.get("notes", [])]
@@ -84,10 +94,10 @@ def merge_store(parts: list[dict[str, Any]]) -> dict[str, Any]:
     if unavailable:
         tables.append(table("Systems not measured", ["system", "reason"],
                             sorted(unavailable.items())))
-    big = max(int(n) for n in sizes)
-    figures["imgfind_targets"] = targets(figures, big)
-    tables.append(targets_table(figures, big))
-    return {**last, "figures": figures, "tables": tables, "notes": notes,
+    ns = [int(n) for n in sizes if "imgfind" in sizes[n]]
+    figures["imgfind_targets"] = [t for n in ns for t in targets(figures, n)]
+    tables += [targets_table(figures, n) for n in ns]
+    return {**last, "figures": figures, "tables": tables, "notes": notes, "_sources": sources,
             "params": {**last["params"], "sizes": [int(n) for n in sizes],
                        "runs": [r["params"] for r in parts]},
             "_file": ", ".join(r["_file"] for r in parts), "_files": [r["_file"] for r in parts],
@@ -147,8 +157,9 @@ def _save(fig: Any, img: Path, name: str) -> str:
 #: one colour per system across every plot
 COLORS = {"imgfind": "tab:blue", "faiss-flat": "tab:orange", "faiss-hnsw32": "tab:green",
           "lancedb": "tab:red", "chroma": "tab:purple", "milvus-lite": "tab:brown"}
-#: imgfind's latency bar per curve (unfiltered: 2 ms, 1% filter: 20 ms)
-LATENCY_TARGET_MS = {"all": 2.0, "bucket": 20.0}
+#: imgfind's latency bar per curve (issue 9: unfiltered 0.5 ms at 1M, every filter 2 ms)
+LATENCY_TARGET_MS = {"all": P50_1M_MS, "group": FILTER_P50_MS, "bucket": FILTER_P50_MS,
+                     "shard": FILTER_P50_MS}
 
 
 def _store_plots(res: dict[str, Any], img: Path) -> list[str]:
@@ -157,17 +168,24 @@ def _store_plots(res: dict[str, Any], img: Path) -> list[str]:
     plt = _plt()
     out = []
     for n, per in res["figures"]["sizes"].items():
+        measured = {k for r in per.values() for st in (r.get("search") or {}).get(
+            "settings", []) for k in st}
         for key, label in (("all", "unfiltered"), ("bucket", "1% filter"),
-                           ("group", "10% filter")):
+                           ("group", "10% filter"), ("shard", "0.1% filter")):
+            if key not in measured:  # a filter older runs did not have
+                continue
             fig, ax = plt.subplots(figsize=(7.5, 4.8))
             for name, r in per.items():
                 s = r.get("search")
                 if not s:
                     continue
-                xs = [st[key]["p50_ms"] for st in s["settings"]]
-                ys = [st[key]["recall"] for st in s["settings"]]
+                sts = [st for st in s["settings"] if key in st]
+                if not sts:
+                    continue
+                xs = [st[key]["p50_ms"] for st in sts]
+                ys = [st[key]["recall"] for st in sts]
                 ax.plot(xs, ys, marker="o", label=name, color=COLORS.get(name))
-                if name == "imgfind":
+                if name == "imgfind" and key in default_setting(s["settings"]):
                     d = default_setting(s["settings"])
                     ax.plot([d[key]["p50_ms"]], [d[key]["recall"]], marker="*", ms=16,
                             color=COLORS["imgfind"], mec="black", ls="none",
@@ -179,7 +197,8 @@ def _store_plots(res: dict[str, Any], img: Path) -> list[str]:
             ax.axhline(0.95, color="grey", lw=0.8, ls="--", label="recall 0.95")
             if key in LATENCY_TARGET_MS:
                 ax.axvline(LATENCY_TARGET_MS[key], color="grey", lw=0.8, ls=":",
-                           label=f"imgfind target p50 {LATENCY_TARGET_MS[key]:g} ms")
+                           label=f"imgfind target p50 {LATENCY_TARGET_MS[key]:g} ms"
+                                 + (" (at 1M)" if key == "all" else ""))
             ax.grid(alpha=0.3, which="both")
             ax.legend(fontsize=8, loc="best")
             out.append(_save(fig, img, f"store-recall-{key}-{n}.png"))
@@ -208,6 +227,8 @@ def _pipeline_plot(res: dict[str, Any], img: Path) -> list[str]:
             if isinstance(f.get(part), dict) and way in f[part]:
                 labels.append(f"{title}: {way}")
                 vals.append(f[part][way]["images_per_s"])
+    if not vals:
+        return []
     fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(labels) + 1.6))
     bars = ax.barh(labels[::-1], vals[::-1],
                    color=[{"imgfind": "tab:blue", "naive": "tab:grey",
@@ -222,6 +243,9 @@ def _pipeline_plot(res: dict[str, Any], img: Path) -> list[str]:
 
 def _layout_plot(results: dict[str, dict[str, Any]], img: Path) -> list[str]:
     """Cold CLI and warm REST text-search latency per model layout, against their bars."""
+    from .cli_suite import TARGET_S
+    from .server_suite import TARGET_P50_MS
+
     cli = results.get("cli", {}).get("figures", {}).get("layouts")
     srv = results.get("server", {}).get("figures", {}).get("layouts")
     if not cli and not srv:
@@ -229,23 +253,32 @@ def _layout_plot(results: dict[str, dict[str, Any]], img: Path) -> list[str]:
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
     for ax, data, val, target, xlabel, title in (
-            (axes[0], cli, lambda f: f["median_s"], 1.0, "seconds (median)",
-             "Cold `imgfind search` (10k items)"),
-            (axes[1], srv, lambda f: f["latency"]["p50_ms"], 30.0, "ms (p50, 1 client)",
+            (axes[0], cli, lambda f: f["median_s"], lambda _layout: TARGET_S,
+             "seconds (median)", "Cold `imgfind search` (10k items)"),
+            (axes[1], srv, lambda f: f["latency"]["p50_ms"],
+             lambda layout: TARGET_P50_MS.get(layout, float("inf")), "ms (p50, 1 client)",
              "Warm REST text search (10k items)")):
         if not data:
             ax.set_visible(False)
             continue
-        names = list(data)
+        names = [k for k in data if _has(val, data[k])]  # an older run may lack a layout's
         vals = [val(data[k]) for k in names]
-        bars = ax.barh(names, vals, color=["tab:green" if v <= target else "tab:red"
-                                           for v in vals])
+        if not names:
+            ax.set_visible(False)
+            continue
+        bars = ax.barh(names, vals, color=["tab:green" if v <= target(k) else "tab:red"
+                                           for k, v in zip(names, vals, strict=True)])
         ax.bar_label(bars, labels=[f"{v:.3g}" for v in vals], padding=3)
-        ax.axvline(target, color="black", ls="--", lw=1, label=f"target {target:g}")
-        ax.set_xlim(0, max([*vals, target]) * 1.5)
+        bars_at = sorted({target(k) for k in names if target(k) != float("inf")})
+        for i, t in enumerate(bars_at):
+            ax.axvline(t, color="black", ls=("--", ":", "-.")[i % 3], lw=1,
+                       label=f"target {t:g}" + (
+                           "" if len(bars_at) == 1 else
+                           f" ({', '.join(k for k in names if target(k) == t)})"))
+        ax.set_xlim(0, max([*vals, *bars_at]) * 1.5)
         ax.set_xlabel(xlabel)
         ax.set_title(title, fontsize=10)
-        ax.legend(fontsize=8, loc="upper right")
+        ax.legend(fontsize=8, loc="lower right")
     fig.suptitle("Text query latency by model layout (ViT-B-32 shapes)", fontsize=11)
     return [_save(fig, img, "text-query-latency.png")]
 
@@ -286,10 +319,17 @@ def write_report(out: Path, docs: Path) -> Path:
     if summary:
         md += ["## Targets", "", "| issue | target | measured | pass | command |",
                "|---|---|---|---|---|"]
-        md += [f"| {i} | {t} | {m} | {'**pass**' if ok else '**FAIL**'} | `{c}` |"
-               for i, t, m, ok, c in summary]
-        md += ["", ("Store targets are judged at imgfind's default (self-tuned) setting; "
-                    "see the store suite below for the whole recall/latency curve."), ""]
+        md += [f"| {i} | {_cell(t)} | {_cell(m)} | {pass_cell(ok)} | "
+               + (f"`{c}` |" if c else "– |") for i, t, m, ok, c in summary]
+        md += ["", ("Rows 9.x are the targets of issue 9; `accept` rows its acceptance; "
+                    "`core` and `server` rows earlier targets still in force. Store targets "
+                    "are judged at imgfind's default (self-tuned) setting; see the store "
+                    "suite below for the whole recall/latency curve. Engine overhead (9.2) "
+                    "compares with the fastest raw faiss setting, of any faiss index in the "
+                    "same size's results, whose recall@10 reaches imgfind's. Per-vector "
+                    "figures are MB x 1000 / n KB. \"not measured\": the newest result "
+                    "file lacks that figure (an older run); \"info\": a figure the issue "
+                    "asks for, with no bar."), ""]
     md += ["## Results in this report", "",
            ("`other CPU` is the share of the machine's CPU time that processes other than the "
             "benchmark used during the run (0 = a quiet machine)."), "",
@@ -343,68 +383,108 @@ def write_report(out: Path, docs: Path) -> Path:
     return path
 
 
+#: acceptance of issue 9: these runs each finish in under 5 minutes on 2 cores
+ACCEPTANCE_S = 300.0
+STORE_FULL_1M = "python -m bench store --sizes 1000000 --systems imgfind,faiss-flat,faiss-hnsw32"
+
+
+def _store_command(st: dict[str, Any] | None, n: int) -> str:
+    """The command of the run that measured imgfind at size ``n`` (or the one to run)."""
+    p = ((st or {}).get("_sources") or {}).get(str(n), {}).get("imgfind")
+    if not p:
+        return STORE_FULL_1M if n == 1_000_000 else (
+            f"python -m bench store --sizes {n} --systems imgfind,faiss-flat,faiss-hnsw32")
+    return (f"python -m bench store --sizes {n} --systems {','.join(p['systems'])} "
+            f"--queries {p['queries']}")
+
+
+def _suite_command(r: dict[str, Any] | None, suite: str) -> str:
+    return f"python -m bench {suite}" + (" --quick" if r and r.get("quick") else "")
+
+
 def targets_summary(results: dict[str, dict[str, Any]], quick: dict[str, dict[str, Any]]
                     ) -> list[list[Any]]:
-    """Every issue target as [issue, target, measured, pass, command], from the results."""
+    """Every target of issue 9 (and the earlier ones still meaningful) as
+    [issue, target, measured, pass, command], computed from the result files by the
+    suites' own ``targets()``; a missing file or figure reads "not measured"."""
+    from . import cli_suite, pipeline_suite, server_suite
+    from .projection import project
+    from .store_suite import TARGET_N, targets
+
     rows: list[list[Any]] = []
-    p = results.get("pipeline")
-    if p and not p.get("quick"):
-        f = p["figures"]["flickr"]
-        n = p["params"]["photos"]
-        rows += [
-            ["core", f"indexing {n} photos: imgfind >= 90% of model-only images/s",
-             f"{f['imgfind']['images_per_s']:.1f} vs {f['model_only']['images_per_s']:.1f} "
-             f"img/s = {100 * f['ratio_model']:.0f}%", f["ratio_model"] >= 0.9,
-             "python -m bench pipeline"],
-            ["core", f"indexing {n} photos: imgfind >= 2x a naive loop",
-             f"{f['imgfind']['images_per_s']:.1f} vs {f['naive']['images_per_s']:.1f} img/s "
-             f"= {f['ratio_naive']:.2f}x", f["ratio_naive"] >= 2.0, "python -m bench pipeline"]]
+
+    def add(ts: list[dict[str, Any]], cmd: str) -> None:
+        rows.extend([t["issue"], t["target"], t["measured"], t["pass"], cmd] for t in ts)
+
     st = results.get("store")
-    if st:
-        big = max(int(n) for n in st["figures"]["sizes"])
-        cmd = next((c for c in _commands({"store": st}) if f"--sizes {big}" in c),
-                   "python -m bench store")
-        for t in st["figures"]["imgfind_targets"]:
-            rows.append(["core", f"store n={big:,}: {t['target']}", t["measured"], t["pass"],
-                         cmd])
-    c = results.get("cli")
-    if c and "layouts" in c["figures"]:
-        for layout, f in c["figures"]["layouts"].items():
-            rows.append(["core", f"cold `imgfind search \"text\"` on 10k items <= 1.0 s "
-                         f"({layout} layout)", f"{f['median_s']:.2f} s median",
-                         f["median_s"] <= 1.0, "python -m bench cli"])
-    sv = results.get("server")
-    if sv and "layouts" in sv["figures"]:
-        for layout, f in sv["figures"]["layouts"].items():
-            lat, thr = f["latency"], f["throughput"]
-            rows += [
-                ["server", f"warm REST text search p50 <= 30 ms ({layout} layout)",
-                 f"p50 {lat['p50_ms']:.1f} ms, p99 {lat['p99_ms']:.1f} ms",
-                 lat["p50_ms"] <= 30.0, "python -m bench server"],
-                ["server", f">= 40 queries/s with 8 clients ({layout} layout)",
-                 f"{thr['qps']:.1f} q/s, {thr['errors']} errors", thr["qps"] >= 40.0,
-                 "python -m bench server"]]
-    for s in ("store", "pipeline"):
-        q = quick.get(s)
-        if q:
-            rows.append(["bench", f"`python -m bench {s} --quick` < 5 min",
-                         f"{q.get('duration_s', 0):.0f} s", q.get("duration_s", 1e9) < 300,
-                         f"time python -m bench {s} --quick"])
+    fig = st["figures"] if st else {"sizes": {}}
+    big = targets(fig, TARGET_N)
+    small = [t for t in targets(fig, 100_000) if t["id"] == "9.2-overhead"]
+    later = ("9.2", "9.3", "core")
+    add([t for t in big if not t["issue"].startswith(later)], _store_command(st, TARGET_N))
+    add(small, _store_command(st, 100_000))
+    add([t for t in big if t["issue"].startswith(later[:2])], _store_command(st, TARGET_N))
+    for suite, mod in (("cli", cli_suite), ("server", server_suite)):
+        r = results.get(suite)
+        add([t for t in mod.targets(r["figures"] if r else {}) if t["issue"] == "9.4"],
+            _suite_command(r, suite))
+    p = results.get("pipeline")
+    add(pipeline_suite.targets(p["figures"] if p else {}), _suite_command(p, "pipeline"))
+    projected = bool(st) and bool(project(st))
+    rows.append(["9.7", "10M projection (memory, disk, build, p50, index settings, hand-over)",
+                 "section \"10M on paper\" below" if projected else
+                 "needs imgfind's 100k and 1M store runs", projected, "python -m bench report"])
+    gpu = results.get("gpu")
+    rows.append(["9.8", "GPU indexing (CUDA provider) >= 2,500 images/s end to end",
+                 f"{gpu['figures'].get('images_per_s', NOT_MEASURED)} images/s "
+                 f"({gpu['_file']})" if gpu else
+                 "no GPU results file: no GPU machine was lent for these runs",
+                 gpu["figures"].get("images_per_s", 0) >= 2500 if gpu else "not lent",
+                 ""])
+    for suite, r in (("store", quick.get("store")), ("pipeline", quick.get("pipeline")),
+                     ("cli", results.get("cli")), ("server", results.get("server"))):
+        cmd = "python -m bench " + suite + (" --quick" if suite in ("store", "pipeline") else "")
+        rows.append(["accept", f"`{cmd}` finishes in < {ACCEPTANCE_S / 60:.0f} min",
+                     f"{r['duration_s']:.0f} s ({r['_file']})" if r and "duration_s" in r
+                     else NOT_MEASURED,
+                     r["duration_s"] < ACCEPTANCE_S if r and "duration_s" in r
+                     else NOT_MEASURED, f"time {cmd}"])
+    add([t for t in big if t["issue"] == "core"], _store_command(st, TARGET_N))
+    r = results.get("server")
+    add([t for t in server_suite.targets(r["figures"] if r else {}) if t["issue"] != "9.4"],
+        _suite_command(r, "server"))
     return rows
 
 
 def latest_quick(out: Path) -> dict[str, dict[str, Any]]:
-    """suite -> newest --quick result."""
+    """suite -> newest --quick result of the suite's default run (a store run of a chosen
+    size or subset of systems, tagged in its file name, is not the quick run)."""
     found: dict[str, dict[str, Any]] = {}
     for p in sorted(out.glob("*.quick.json")):
         try:
             r = json.loads(p.read_text())
         except (OSError, json.JSONDecodeError):
             continue
+        if r.get("suite") == "store" and (r.get("params", {}).get("sizes")
+                                          != QUICK_STORE_SIZES or "-" in r.get("file_tag", "")):
+            continue
+        r["_file"] = p.name
         cur = found.get(r.get("suite"))
         if cur is None or r.get("started", "") > cur.get("started", ""):
             found[r["suite"]] = r
     return found
+
+
+def _has(get: Any, x: Any) -> bool:
+    try:
+        get(x)
+    except MISSING:
+        return False
+    return True
+
+
+def _cell(v: Any) -> str:
+    return fmt(v).replace("|", "\\|")
 
 
 def _contention(r: dict[str, Any]) -> str:
@@ -431,8 +511,12 @@ def _store_intro(r: dict[str, Any]) -> str:
         f"{d.get('clusters')} cluster centres, uneven cluster sizes (Dirichlet), per-cluster "
         f"spread uniform in {d.get('spread')} (noise norm vs unit centre), "
         f"{100 * d.get('dup_frac', 0):.0f}% near-duplicates; {d.get('n_queries')} held-out "
-        "queries from the same mixture. Filters: integer metadata `group` (10 values, 10% "
-        "match) and `bucket` (100 values, 1% match). Recall@10 is against the exact top 10 "
+        "queries from the same mixture. Filters: integer metadata "
+        + ", ".join(f"`{f}` ({v['values']} values, {v['selectivity']} match)"
+                    for f, v in (d.get("filters") or {}).items())
+        + (". The 0.1% field is not indexed at build: its first queries are timed apart. "
+           if "shard" in (d.get("filters") or {}) else ". ")
+        + "Recall@10 is against the exact top 10 "
         "(of the matching rows, for filters). Each system is built in one process and "
         "searched in a fresh one (cold open, its own peak RSS); latencies are one query at "
         "a time."), "", "How each system filters and deletes:", ""]

@@ -20,6 +20,8 @@ from typing import Any
 from .common import CACHE, fresh_dir, log, new_result, run_json_subprocess, table
 from .data import FILTERS, make_dataset
 from .systems import REQUIRES, SYSTEMS
+from .targets import NOT_MEASURED, judge
+from .targets import targets_table as _targets_table
 
 # 50k: the smallest size at which imgfind's store switches from exact to its IVF index
 QUICK = {"sizes": [50_000], "queries": 100}
@@ -96,8 +98,9 @@ def run(quick: bool, sizes: list[int] | None = None, systems: list[str] | None =
         res["tables"].append(table("Systems not measured", ["system", "reason"],
                                    sorted(res["figures"]["unavailable"].items())))
     if "imgfind" in names:  # a peers-only run has no targets of its own
-        res["figures"]["imgfind_targets"] = targets(res["figures"], max(sizes))
-        res["tables"].append(targets_table(res["figures"], max(sizes)))
+        res["figures"]["imgfind_targets"] = [t for n in sizes
+                                             for t in targets(res["figures"], n)]
+        res["tables"] += [targets_table(res["figures"], n) for n in sizes]
     return res
 
 
@@ -114,7 +117,8 @@ def best_at_recall(settings: list[dict], key: str = "all",
 
 
 def size_tables(n: int, per: dict[str, Any], sysinfo: dict[str, Any]) -> list[dict]:
-    foot, curve, filt, errors = [], [], [], []
+    """The tables of one size; a figure an older or partial run lacks shows as "–"."""
+    foot, curve, filt, new_key, errors = [], [], [], [], []
     for name, r in per.items():
         if "error" in r and "build" not in r:
             errors.append([name, r["error"]])
@@ -124,20 +128,25 @@ def size_tables(n: int, per: dict[str, Any], sysinfo: dict[str, Any]) -> list[di
         if "error" in r:
             errors.append([name, r["error"]])
         if s is None:
-            foot.append([name, b["insert_per_s"], b["index_s"], b["build_rss_mb"], None,
-                         b["disk_mb"], None, None])
+            foot.append([name, b.get("insert_per_s"), b.get("index_s"), b.get("build_rss_mb"),
+                         None, b.get("disk_mb"), None, None])
             continue
         d = s.get("delete")
-        foot.append([name, b["insert_per_s"], b["index_s"], b["build_rss_mb"],
-                     s["search_rss_mb"], b["disk_mb"], s["cold_open_s"],
+        foot.append([name, b.get("insert_per_s"), b.get("index_s"), b.get("build_rss_mb"),
+                     s.get("search_rss_mb"), b.get("disk_mb"), s.get("cold_open_s"),
                      "not reached" if d is None else "ok" if d["ok"]
                      else f"{d['violations']} deleted ids returned"])
+        k = s.get("new_key")
+        if k:
+            new_key.append([name, f"{k['field']} ({k['selectivity']})", k["first_ms"],
+                            k["second_ms"], k["third_ms"]])
         for st in s["settings"]:
             curve.append([name, st["label"], st["all"]["recall"], st["all"]["p50_ms"],
                           st["all"]["p99_ms"]])
+            # a filter an older run did not measure shows as "–"
             filt.append([name, st["label"],
-                         *[v for f in FILTERS for v in (st[f]["recall"], st[f]["p50_ms"],
-                                                        st[f]["short"])]])
+                         *[st.get(f, {}).get(v) for f in FILTERS
+                           for v in ("recall", "p50_ms", "short")]])
     sel = [FILTERS[f][0] for f in FILTERS]
     out = [
         table(f"Insert, memory, disk, cold open (n={n:,})",
@@ -156,6 +165,12 @@ def size_tables(n: int, per: dict[str, Any], sysinfo: dict[str, Any]) -> list[di
                                            for name in per if name in sysinfo)
                    + ". 'short' = queries that got fewer than 10 hits."),
     ]
+    if new_key:
+        out.append(table(f"First filtered queries on a key no index has seen (n={n:,})",
+                         ["system", "field", "1st query ms", "2nd ms", "3rd ms"], new_key,
+                         note="run right after the cold open, before the other settings; "
+                              "imgfind makes a filtered field's index or in-memory codes "
+                              "on first use"))
     if errors:
         out.append(table(f"Failures (n={n:,})", ["system", "error"], errors))
     return out
@@ -166,39 +181,119 @@ def default_setting(settings: list[dict]) -> dict:
     return next((s for s in settings if s["label"].startswith("default")), settings[0])
 
 
-def targets(figures: dict[str, Any], n: int) -> list[dict]:
-    """imgfind's store targets at size ``n``, judged at the store's default setting.
+#: issue 9's store targets; docs/benchmarks.md's targets table reads them through targets()
+FILTER_P50_MS = 2.0
+OVERHEAD_MAX = 1.3
+P50_1M_MS = 0.5
+RSS_KB_PER_VECTOR = 0.5
+DISK_KB_PER_VECTOR = 2.2
+#: the size the issue's targets are defined at (engine overhead is judged at 100k too)
+TARGET_N = 1_000_000
+def _filters(s: dict[str, Any] | None) -> list[str]:
+    """The bench's filters plus any other a (newer or older) result file measured."""
+    seen = [f for st in (s or {}).get("settings", []) for f in st
+            if f not in ("label", "all") and f not in FILTERS]
+    return [*FILTERS, *dict.fromkeys(seen)]
 
-    The default is what a user gets: the store has no public nprobe knob, so the
-    other curve points are shown, not used for pass/fail.
+
+def _overhead(per: dict[str, Any], d: dict[str, Any]) -> tuple[str, bool]:
+    """imgfind's default p50 against the fastest raw faiss setting reaching its recall."""
+    a = d["all"]
+    faiss = [(name, st) for name, r in per.items() if name.startswith("faiss-")
+             for st in (r.get("search") or {}).get("settings", [])]
+    if not faiss:
+        raise KeyError("no faiss run at this size")
+    ok = [(name, st) for name, st in faiss if st["all"]["recall"] >= a["recall"]]
+    name, st = (min(ok, key=lambda x: x[1]["all"]["p50_ms"]) if ok else
+                max(faiss, key=lambda x: x[1]["all"]["recall"]))
+    ratio = a["p50_ms"] / st["all"]["p50_ms"]
+    how = "" if ok else (f"; no faiss setting reaches recall {a['recall']:.3f}, so the one "
+                         "of highest recall")
+    return (f"imgfind {a['p50_ms']:.2f} ms at recall {a['recall']:.3f} vs {name} "
+            f"{st['label']} {st['all']['p50_ms']:.2f} ms at recall {st['all']['recall']:.3f}"
+            f" = {ratio:.2f}x{how}", ratio <= OVERHEAD_MAX)
+
+
+def targets(figures: dict[str, Any], n: int) -> list[dict[str, Any]]:
+    """Issue 9's store targets judged on imgfind's run at size ``n``, default setting.
+
+    Each row: ``{"id", "issue", "n", "target", "measured", "pass"}`` where pass is
+    True, False, "info" (a figure the issue asks to report, no bar) or "not measured".
+    The targets are defined at 1M vectors (the overhead one at 100k too); at other
+    sizes they are indicative. The default setting is what a user gets, so the
+    other curve points are shown in the tables, not used for pass/fail.
+
+    >>> [t["id"] for t in targets({"sizes": {}}, 1_000_000)][:2]
+    ['9.1-group', '9.1-bucket']
     """
-    r = figures["sizes"].get(str(n), {}).get("imgfind", {})
+    per = figures.get("sizes", {}).get(str(n), {})
+    r = per.get("imgfind", {})
     s = r.get("search")
-    if not s:
-        why = figures["unavailable"].get("imgfind") or r.get("error", "not run")
-        return [{"target": "imgfind store measured", "measured": why, "pass": False}]
-    d = default_setting(s["settings"])
-    a, b = d["all"], d["bucket"]
-    return [
-        {"target": "p50 <= 2 ms at recall@10 >= 0.95",
-         "measured": f"{a['p50_ms']:.2f} ms p50 at recall {a['recall']:.3f} ({d['label']})",
-         "pass": a["recall"] >= TARGET_RECALL and a["p50_ms"] <= 2.0},
-        {"target": "1% filter: recall@10 >= 0.95 and p50 <= 20 ms",
-         "measured": f"recall {b['recall']:.3f}, p50 {b['p50_ms']:.2f} ms ({d['label']})",
-         "pass": b["recall"] >= TARGET_RECALL and b["p50_ms"] <= 20.0},
-        {"target": "opened-for-search RSS <= 1.2 GB",
-         "measured": f"{s['search_rss_mb']:.0f} MB peak (after open: {s['open_rss_mb']:.0f} MB)",
-         "pass": s["search_rss_mb"] <= 1200},
-        {"target": "deleted ids never returned",
-         "measured": f"{s['delete']['violations']} violations in {s['delete']['queries']} "
-                     "queries", "pass": s["delete"]["ok"]},
+
+    def default() -> dict[str, Any]:
+        if not s:
+            raise KeyError("imgfind not measured")
+        return default_setting(s["settings"])
+
+    def row(tid: str, target: str, measure: Any) -> dict[str, Any]:
+        return judge(tid, target, measure, n=n)
+
+    def filtered(f: str) -> tuple[str, bool]:
+        d = default()
+        x = d[f]
+        return (f"{x['p50_ms']:.2f} ms p50, recall {x['recall']:.3f}, {x['short']} queries "
+                f"short of k ({d['label']})",
+                x["p50_ms"] <= FILTER_P50_MS and x["recall"] >= TARGET_RECALL
+                and x["short"] == 0)
+
+    def new_key() -> tuple[str, str]:
+        k = s["new_key"]
+        return (f"`{k['field']}` ({k['selectivity']}): 1st query {k['first_ms']:.1f} ms, "
+                f"2nd {k['second_ms']:.2f} ms, 3rd {k['third_ms']:.2f} ms", "info")
+
+    def p50() -> tuple[str, bool]:
+        a = default()["all"]
+        return (f"{a['p50_ms']:.2f} ms p50 at recall {a['recall']:.3f}",
+                a["p50_ms"] <= P50_1M_MS and a["recall"] >= TARGET_RECALL)
+
+    def per_vector(mb: float, bar: float) -> tuple[str, bool]:
+        kb = mb * 1000 / n  # the issue's convention: 627 MB over 1M vectors = 0.63 KB
+        return f"{kb:.2f} KB/vector ({mb:.0f} MB / {n:,})", kb <= bar
+
+    def deleted() -> tuple[str, bool]:
+        d = s["delete"]
+        return f"{d['violations']} violations in {d['queries']} queries", d["ok"]
+
+    rows = []
+    for f in _filters(s):
+        sel = FILTERS[f][0] if f in FILTERS else "?"
+        rows.append(row(f"9.1-{f}", f"n={n:,}, {sel} filter (`{f}`): p50 <= "
+                        f"{FILTER_P50_MS:g} ms at recall@10 >= {TARGET_RECALL}, k hits "
+                        "whenever k match", lambda f=f: filtered(f)))
+    rows += [
+        row("9.1-new_key", f"n={n:,}: first filtered queries on a key with no index yet",
+            new_key),
+        row("9.2-overhead", f"n={n:,}: p50 <= {OVERHEAD_MAX}x the fastest raw faiss setting "
+            "reaching imgfind's recall@10", lambda: _overhead(per, default())),
+        row("9.2-p50", f"n={n:,}: unfiltered p50 <= {P50_1M_MS} ms at recall@10 >= "
+            f"{TARGET_RECALL}", p50),
+        row("9.3-rss", f"n={n:,}: opened-for-search RSS (peak) <= {RSS_KB_PER_VECTOR} "
+            "KB/vector", lambda: per_vector(s["search_rss_mb"], RSS_KB_PER_VECTOR)),
+        row("9.3-disk", f"n={n:,}: disk <= {DISK_KB_PER_VECTOR} KB/vector (no thumbnails)",
+            lambda: per_vector(r["build"]["disk_mb"], DISK_KB_PER_VECTOR)),
+        row("core-delete", f"n={n:,}: deleted ids never returned", deleted),
     ]
+    if not s:
+        why = figures.get("unavailable", {}).get("imgfind") or r.get("error")
+        if why:
+            rows = [{**t, "measured": f"{NOT_MEASURED}: {why}"} for t in rows]
+    return rows
 
 
 def targets_table(figures: dict[str, Any], n: int) -> dict:
-    return table(
-        f"imgfind acceptance targets (measured at n={n:,}, default setting)",
-        ["target", "measured", "pass"],
-        [[t["target"], t["measured"], t["pass"]] for t in targets(figures, n)],
-        note=None if n >= 1_000_000 else
-        "targets are defined at 1M vectors; this run is smaller, so they are indicative only")
+    return _targets_table(
+        f"imgfind targets of issue 9 (measured at n={n:,}, default setting)",
+        targets(figures, n),
+        note=None if n == TARGET_N else
+        "the targets are defined at 1M vectors (engine overhead also at 100k); at this size "
+        "they are indicative only")
