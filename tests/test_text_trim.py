@@ -220,3 +220,21 @@ def tjs_model_dir_for_trim(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     return make_model(tmp_path_factory.mktemp("models") / "tiny-tjs", layout="transformers.js",
                       reference=False)
+
+
+def test_dynamic_tower_verdict_is_reused_by_the_next_process(tjs_model_dir_for_trim: Path,
+                                                              cache: Path) -> None:
+    """A dynamic-axis tower's cached verdict lets a one-off query (the CLI) run at its
+    own length from the first query on (it used to be dropped, as if a rewritten graph
+    were missing)."""
+    emb = OnnxClipEmbedder(tjs_model_dir_for_trim, threads=1)
+    reference = emb.embed_texts(TEXTS)
+    emb.embed_texts(["the second query starts the proof beside it"])
+    assert emb._deciding is not None
+    emb._deciding.join()
+    assert emb._trim is True
+    again = OnnxClipEmbedder(tjs_model_dir_for_trim, threads=1)
+    seen = fed_lengths(again)
+    first = again.embed_texts(TEXTS[1:2])
+    assert again._trim is True and seen == [11]
+    assert float(first[0] @ reference[1]) >= 0.9999

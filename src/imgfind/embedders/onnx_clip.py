@@ -380,7 +380,7 @@ class OnnxClipEmbedder:
                     # A tower exported for one sequence length only takes that length.
                     if tower.fixed_length:
                         self.context_length = tower.fixed_length
-                    if verdict is not None and verdict.exact:
+                    if verdict is not None and verdict.exact and tower.fixed_length:
                         verdict = None  # a fixed tower's rewritten graph is gone: prove again
                 self._tokenizer = self._make_tokenizer()
                 self._text = tower
