@@ -195,25 +195,6 @@ def test_graph_with_constants_of_the_fixed_length(tmp_path: Path) -> None:
     np.testing.assert_allclose(got, want, atol=1e-5)
 
 
-def test_optimized_graph_is_cached_and_reused(tjs_model_dir_for_trim: Path, cache: Path,
-                                              caplog: pytest.LogCaptureFixture) -> None:
-    first = OnnxClipEmbedder(tjs_model_dir_for_trim, threads=1)
-    want = first.embed_texts(TEXTS)
-    assert first._text is not None and first._text.path.name == "text_model.onnx"
-    (saved,) = (cache / "text-towers").glob("*/optimized-ort*.onnx")
-    again = OnnxClipEmbedder(tjs_model_dir_for_trim, threads=1)
-    np.testing.assert_allclose(again.embed_texts(TEXTS), want, atol=1e-5)
-    assert again._text is not None and again._text.path == saved
-    # a damaged copy is dropped (logged) and made again from the original graph
-    saved.write_bytes(b"not a graph")
-    with caplog.at_level(logging.WARNING, logger="imgfind.embedders.text_trim"):
-        third = OnnxClipEmbedder(tjs_model_dir_for_trim, threads=1)
-        np.testing.assert_allclose(third.embed_texts(TEXTS), want, atol=1e-5)
-    assert "dropping the unreadable optimized graph" in caplog.text
-    assert third._text is not None and third._text.path.name == "text_model.onnx"
-    assert saved.stat().st_size > 1000
-
-
 @pytest.fixture(scope="module")
 def tjs_model_dir_for_trim(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from imgfind.testing import make_model

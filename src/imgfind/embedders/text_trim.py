@@ -37,11 +37,9 @@ import json
 import logging
 import os
 import tempfile
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -137,60 +135,6 @@ def _atomic_write(path: Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-
-
-def open_session(path: Path, opts: Any, providers: Sequence[str]) -> tuple[Any, Path]:
-    """An ONNX Runtime session for ``path`` -> (session, the file it was loaded from).
-
-    On the CPU, ORT's optimized copy of the graph is kept in the cache (beside the
-    verdict, keyed also by ORT's version: an optimized graph is tied to both), and
-    later loads read it with the optimization passes off, which takes about two
-    thirds of the time. The copy is ORT's own result for the same graph (written
-    at the extended level: the level left out only rearranges convolutions),
-    so the vectors are the same. An unreadable copy is dropped and made again.
-    """
-    import onnxruntime as ort
-
-    providers = list(providers)
-    level = opts.graph_optimization_level
-    if providers != ["CPUExecutionProvider"]:
-        return ort.InferenceSession(str(path), sess_options=opts, providers=providers), path
-    cached = TrimCache(path).dir / f"optimized-ort{ort.__version__}.onnx"
-    if cached.is_file():
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        try:
-            return ort.InferenceSession(str(cached), sess_options=opts,
-                                        providers=providers), cached
-        except Exception as e:  # ORT raises untyped errors
-            log.warning("dropping the unreadable optimized graph %s: %s", cached, e)
-            with contextlib.suppress(OSError):
-                cached.unlink()
-        opts.graph_optimization_level = level
-    tmp = cached.with_name(f"{cached.name}.{os.getpid()}-{threading.get_ident()}.tmp")
-    try:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        log.warning("cannot cache the optimized text graph in %s: %s", cached.parent, e)
-        return ort.InferenceSession(str(path), sess_options=opts, providers=providers), path
-    opts.optimized_model_filepath = str(tmp)
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-    try:
-        session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
-        os.replace(tmp, cached)
-        _drop_optimized(cached.parent, keep=cached)  # copies made by other ORT versions
-    except OSError as e:
-        log.warning("cannot cache the optimized text graph %s: %s", cached, e)
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-    return session, path
-
-
-def _drop_optimized(folder: Path, keep: Path | None = None) -> None:
-    for old in folder.glob("optimized-ort*.onnx"):
-        if old != keep:
-            with contextlib.suppress(OSError):
-                old.unlink()
 
 
 def make_dynamic(src: Path, dst: Path, fixed_length: int) -> None:
@@ -367,7 +311,9 @@ def decide(model_path: Path, fixed_length: int | None, encode: Encode, run_origi
         except Exception as e:  # any failure means: keep the original graph
             exact, reason = False, f"rewrite failed: {type(e).__name__}: {e}"
         if exact:  # the original graph's optimized copy will not be loaded again
-            _drop_optimized(cache.dir)
+            from .ort_sessions import drop_optimized  # (it imports this module)
+
+            drop_optimized(cache.dir)
         else:
             with contextlib.suppress(OSError):
                 cache.graph_path.unlink()
