@@ -107,3 +107,23 @@ def test_ls_lists_newest_first_and_checks_sort(indexed) -> None:
     assert sorted(h["id"] for h in inserted) == sorted(h["id"] for h in listed)
     bad = run("ls", "--sort", "newest", home=home, script=True, check=False)
     assert bad.returncode == 1 and "sort" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_text_search_never_loads_the_image_tower(tmp_path: Path, tiny_model_dir: Path) -> None:
+    from .conftest import real_photos
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model, ignore=shutil.ignore_patterns("reference"))
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for p in real_photos(3):
+        shutil.copy(p, photos / p.name)
+    home = tmp_path / "H"
+    run("index", str(photos), "--model-path", str(model), "--json", home=home)
+    (model / "visual" / "model.onnx").write_bytes(b"not a graph: loading it fails")
+    hits = search(home, "a dog", "-k", "2")  # twice: a cold and a cached text tower
+    assert len(hits) == 2 and search(home, "a dog", "-k", "2") == hits
+    # the image tower really is unusable now, so the search above never loaded it
+    image = run("search", "--image", str(sorted(photos.glob("*.jpg"))[0]), home=home,
+                script=True, check=False)
+    assert image.returncode == 1 and "cannot load" in image.stderr
