@@ -80,14 +80,16 @@ def merge_store(parts: list[dict[str, Any]]) -> dict[str, Any]:
     for r in parts:  # oldest first: newer runs overwrite
         for n, per in r["figures"]["sizes"].items():
             sizes.setdefault(n, {}).update(per)
-            sources.setdefault(n, {}).update({name: r["params"] for name in per})
+            sources.setdefault(n, {}).update(
+                {name: {"file": r["_file"], "params": r["params"]} for name in per})
         systems.update(r["figures"].get("systems", {}))
         unavailable.update(r["figures"].get("unavailable", {}))
         notes += [f"{n} ({r['_file']})" for n in r.get("notes", [])]
     measured = {name for per in sizes.values() for name in per}
     unavailable = {k: v for k, v in unavailable.items() if k not in measured}
     sizes = dict(sorted(sizes.items(), key=lambda kv: int(kv[0])))
-    figures = {"sizes": sizes, "systems": systems, "unavailable": unavailable}
+    figures = {"sizes": sizes, "systems": systems, "unavailable": unavailable,
+               "sources": sources}
     tables = []
     for n, per in sizes.items():
         tables += size_tables(int(n), per, systems)
@@ -97,7 +99,7 @@ def merge_store(parts: list[dict[str, Any]]) -> dict[str, Any]:
     ns = [int(n) for n in sizes if "imgfind" in sizes[n]]
     figures["imgfind_targets"] = [t for n in ns for t in targets(figures, n)]
     tables += [targets_table(figures, n) for n in ns]
-    return {**last, "figures": figures, "tables": tables, "notes": notes, "_sources": sources,
+    return {**last, "figures": figures, "tables": tables, "notes": notes,
             "params": {**last["params"], "sizes": [int(n) for n in sizes],
                        "runs": [r["params"] for r in parts]},
             "_file": ", ".join(r["_file"] for r in parts), "_files": [r["_file"] for r in parts],
@@ -390,7 +392,8 @@ STORE_FULL_1M = "python -m bench store --sizes 1000000 --systems imgfind,faiss-f
 
 def _store_command(st: dict[str, Any] | None, n: int) -> str:
     """The command of the run that measured imgfind at size ``n`` (or the one to run)."""
-    p = ((st or {}).get("_sources") or {}).get(str(n), {}).get("imgfind")
+    src = (st or {}).get("figures", {}).get("sources", {}).get(str(n), {}).get("imgfind")
+    p = src["params"] if src else None
     if not p:
         return STORE_FULL_1M if n == 1_000_000 else (
             f"python -m bench store --sizes {n} --systems imgfind,faiss-flat,faiss-hnsw32")
