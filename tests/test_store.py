@@ -402,3 +402,46 @@ def test_repeated_small_filters_are_scored_exactly_from_memory(tmp_path):
     assert "r7" not in {h[0] for h in s.search(q[:1], 40, where=where)[0]}
     assert len(s.search(q[:1], 40, where=where)[0]) == 29
     b.close()
+
+
+def test_repeated_larger_filters_scan_codes_and_still_return_the_exact_top(tmp_path):
+    # 3,000 matches: above EXACT_ROWS, so the set is kept as 8-bit codes and only the
+    # candidates within the codes' error bound are re-ranked from SQLite.
+    b = open_backend(tmp_path, LOW)
+    s = b.create(CollectionInfo(name="c", model="toy", dim=DIM))
+    x = clustered(6000)
+    s.put(records(x))
+    q = clustered(20, seed=5)
+    keep = np.arange(6000) % 2 == 1
+    for _ in range(3):                       # seen once, loaded, then served from memory
+        got = s.search(q, 10, where={"half": 1})
+        assert [[h[0] for h in g] for g in got] == exact_top(x, q, 10, keep)
+        for qi, g in enumerate(got):
+            for id, score in g:
+                assert score == pytest.approx(float(x[int(id[1:])] @ q[qi]), abs=1e-5)
+    (entry,) = [e for _, (_, e) in s._match_vectors._entries.items() if e is not None]
+    assert entry.codes is not None and entry.vectors is None and len(entry.rowids) == 3000
+    top8 = exact_top(x, q[:1], 8, keep)[0]
+    got = s.search(q[:1], 5, where={"half": 1}, exclude=top8[:3])[0]
+    assert [h[0] for h in got] == top8[3:]
+    b.close()
+
+
+def test_ivf_rerank_reads_only_candidates_that_can_win_and_stays_exact(tmp_path):
+    b = open_backend(tmp_path, StoreOptions(flat_threshold=2000, nprobe=10_000))
+    s = b.create(CollectionInfo(name="c", model="toy", dim=DIM))
+    x = clustered(5000)
+    s.put(records(x))
+    q = clustered(30, seed=8)
+    got = s.search(q, 10)                    # every list probed: only the re-rank can err
+    assert s.index_info()["kind"] == "ivf-sq8"
+    assert [[h[0] for h in g] for g in got] == exact_top(x, q, 10)
+    margin = s._ix.score_error(q)
+    assert np.all(margin > 0) and np.all(margin < 0.05)
+    read: list[int] = []
+    s._con.set_trace_callback(
+        lambda sql: read.append(sql.count(",") - 1) if "JOIN vectors" in sql else None)
+    s.search(q[:1], 10)
+    s._con.set_trace_callback(None)
+    assert len(read) == 1 and 10 <= read[0] < 50   # rows read: not all 50 candidates
+    b.close()
