@@ -5,6 +5,7 @@ exit code (see ``EXIT_*`` below and the README's "Exit codes").
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -197,6 +198,18 @@ def hoist_global_options(argv: list[str]) -> list[str]:
 
 def main() -> None:
     """Console entry point: user errors become one line on stderr and a truthful exit code."""
+    # What is alive at these two points (mostly the imported modules) stays alive
+    # until the process ends: the collector need not walk it again, neither during
+    # the command nor at exit (where those walks took 0.1-0.2 s each after a text
+    # search, over ~60k objects). Objects are still freed when no longer referenced.
+    gc.freeze()
+    try:
+        _main()
+    finally:
+        gc.freeze()
+
+
+def _main() -> None:
     from ..errors import ImgfindError
 
     try:
