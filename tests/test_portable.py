@@ -14,7 +14,7 @@ from imgfind.errors import AlreadyExists, InvalidInput, SourceError
 from imgfind.portable import FIELDS, export_collection, import_collection, read_manifest
 
 from .conftest import real_photos
-from .test_reembed import NEW_NAME, wide_model_dir  # noqa: F401  (fixture)
+from .test_reembed import NEW_NAME, SAME, wide_model_dir  # noqa: F401  (fixture)
 
 KEPT = [f for f in FIELDS if f not in ("added", "updated")]
 
@@ -86,7 +86,7 @@ def test_import_into_another_model_embeds_again(col, tmp_path, wide_model_dir): 
         ref = lib.create_collection("ref")
         ids = sorted(state(col))
         want = ref.store.vectors([ref.insert(col.image(i)) for i in ids])
-    assert np.allclose((wide.store.vectors(ids) * want).sum(axis=1), 1, atol=1e-4)
+    assert np.allclose((wide.store.vectors(ids) * want).sum(axis=1), 1, atol=SAME)
 
 
 def test_another_model_refuses_when_images_are_unreachable(col, tmp_path, photo_dir,

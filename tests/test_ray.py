@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from .conftest import real_photos
+from .contract.helpers import VEC_RTOL
 
 ray = pytest.importorskip("ray")
 
@@ -64,7 +65,8 @@ def test_ray_index_matches_local(local_ray, tmp_path, tiny_model_dir, mixed_dir)
         for source, item in ia.items():
             assert _facts(ib[source]) == _facts(item)
             cos = float(np.dot(ca.vector(item.id), cb.vector(ib[source].id)))
-            assert cos >= 0.9999, (source, cos)
+            # two stored float16 copies: within 2 * 2**-11 of 1 (tests/contract/helpers.py)
+            assert cos >= 1 - 2 * VEC_RTOL, (source, cos)
         # what Ray stored is searchable like anything else
         first = next(iter(ib.values()))
         assert cb.search(cb.vector(first.id), k=1)[0].id == first.id
@@ -154,5 +156,6 @@ def test_ray_index_into_milvus_matches_local(local_ray, tmp_path, tiny_model_dir
         assert ia.keys() == ib.keys() and len(ib) == 16
         for source, item in ia.items():
             assert _facts(ib[source]) == _facts(item)
-            assert float(np.dot(ca.vector(item.id), cb.vector(ib[source].id))) >= 0.9999
+            # SQLite's float16 copy against Milvus's float32 one (tests/contract/helpers.py)
+            assert float(np.dot(ca.vector(item.id), cb.vector(ib[source].id))) >= 1 - VEC_RTOL
         assert cb.add(mixed_dir, executor=RayOptions(actors=1)).indexed == 0

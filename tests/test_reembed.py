@@ -18,9 +18,13 @@ from imgfind.errors import AlreadyExists, InvalidInput, ModelMismatch, NotSuppor
 from imgfind.reembed import staging_store
 
 from .conftest import real_photos
+from .contract.helpers import VEC_RTOL
 from .test_watch import small_jpegs
 
 NEW_NAME = "imgfind-test-tiny-128d"
+#: |dot - 1| for two stored copies of one unit vector: each value is float16 (within
+#: 2**-11 relatively, see tests/contract/helpers.py), so the dot is within 2 * 2**-11 of 1
+SAME = 2 * VEC_RTOL
 
 
 @pytest.fixture(scope="session")
@@ -75,7 +79,7 @@ def test_reembed_switches_model_and_keeps_everything_else(col, wide_model_dir, t
     got = col.store.vectors(ids)
     want = new_model_vectors(tmp_path, wide_model_dir, [image_bytes(col, i) for i in ids])
     assert got.shape == (13, 128)
-    assert np.allclose((got * want).sum(axis=1), 1.0, atol=1e-4)
+    assert np.allclose((got * want).sum(axis=1), 1.0, atol=SAME)
     assert col.check()["ok"]
     hits = col.search(like="stored-1", k=13)
     assert len(hits) == 12 and all(h.id in before for h in hits)
@@ -149,7 +153,7 @@ def test_concurrent_inserts_updates_and_searches(col, wide_model_dir, tmp_path):
     last, target = inserted[-1], next(iter(updated))
     want = new_model_vectors(tmp_path, wide_model_dir, [extra[49], updated[target]])
     got = col.store.vectors([last, target])
-    assert np.allclose((got * want).sum(axis=1), 1.0, atol=1e-4)
+    assert np.allclose((got * want).sum(axis=1), 1.0, atol=SAME)
     assert col.check()["ok"]
 
 
@@ -363,4 +367,4 @@ def test_writers_embed_with_both_models_while_a_reembed_runs(col, wide_model_dir
     assert report.switched and report.embedded == 15 - after["staged"]
     want = new_model_vectors(tmp_path, wide_model_dir, [extra[0], extra[1]])
     got = col.store.vectors([new_id, "stored-1"])
-    assert np.allclose((got * want).sum(axis=1), 1.0, atol=1e-4)
+    assert np.allclose((got * want).sum(axis=1), 1.0, atol=SAME)

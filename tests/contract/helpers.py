@@ -6,9 +6,20 @@ import numpy as np
 
 from imgfind.stores import Record
 
-__all__ = ["DIM", "clustered", "exact_top", "recall", "records"]
+__all__ = ["DIM", "SCORE_TOL", "VEC_ATOL", "VEC_RTOL", "clustered", "exact_top", "recall",
+           "records"]
 
 DIM = 32
+
+# A store may keep vectors at half precision (the SQLite store writes float16): a value
+# read back is then within 2**-11 of the one written, relatively (float16 keeps 11
+# significant bits; VEC_ATOL covers values near 0, float16's subnormal step), and a
+# cosine of unit vectors scored from stored values is within 2**-11 of the float32 one
+# (|q . e| <= |q| |e| <= 2**-11 for the rounding error e). Only values get these
+# tolerances: ids and their order are compared exactly.
+VEC_RTOL = 2.0 ** -11
+VEC_ATOL = 2.0 ** -24
+SCORE_TOL = 2.0 ** -11 + 1e-5      # plus float32 arithmetic
 
 
 def clustered(n: int, seed: int = 0, dim: int = DIM) -> np.ndarray:

@@ -10,7 +10,7 @@ import pytest
 from imgfind.errors import InvalidInput, ModelMismatch, NotFound
 from imgfind.stores import Record
 
-from .helpers import DIM, clustered, records
+from .helpers import DIM, SCORE_TOL, VEC_ATOL, VEC_RTOL, clustered, records
 
 
 def test_put_get_roundtrip_unicode_and_nested(store):
@@ -32,7 +32,7 @@ def test_put_get_roundtrip_unicode_and_nested(store):
     assert it.stored is False and it.added and it.added == it.updated
     assert store.thumbnail("ü/1") == b"thumb" and store.original("ü/1") is None
     v = store.vectors(["ü/1"])
-    assert v.shape == (1, DIM) and float(np.linalg.norm(v)) == pytest.approx(1.0)
+    assert v.shape == (1, DIM) and float(np.linalg.norm(v)) == pytest.approx(1.0, abs=VEC_RTOL)
 
 
 def test_batch_results_and_replace_keeps_added_and_order(store):
@@ -50,7 +50,7 @@ def test_batch_results_and_replace_keeps_added_and_order(store):
     assert store.count() == 3
     got = store.search(x[0:1], 2)[0]
     assert {h[0] for h in got} == {"r0", "r1"}     # r1 now carries r0's vector
-    assert got[0][1] == pytest.approx(1.0, abs=1e-4)
+    assert got[0][1] == pytest.approx(1.0, abs=SCORE_TOL)
 
 
 def test_duplicate_ids_in_one_batch_last_wins(store):
@@ -167,7 +167,8 @@ def test_listing_paging_lookup_and_source_states(store):
     chunks = list(store.all_vectors(batch=4))
     assert [len(c[0]) for c in chunks] == [4, 2]
     assert [i for c in chunks for i in c[0]] == [f"r{i}" for i in range(6)]
-    np.testing.assert_allclose(np.vstack([c[1] for c in chunks]), x, atol=1e-6)
+    np.testing.assert_allclose(np.vstack([c[1] for c in chunks]), x, rtol=VEC_RTOL,
+                               atol=VEC_ATOL)
     with pytest.raises(InvalidInput):
         store.ids(limit=-1)
     with pytest.raises(InvalidInput):

@@ -6,7 +6,7 @@ Layout::
     <home>/collections/<name>/vectors.index   derived vector index (rebuildable)
 
 ``items.db`` holds the rows (``items``: metadata, EXIF and file facts as
-JSON, image facts), their float32 vectors (``vectors``), thumbnails and stored
+JSON, image facts), their vectors (``vectors``), thumbnails and stored
 originals (``blobs``), an FTS5 table over the source path and the text of
 metadata, EXIF and the file name (``fts``), and ``tombstones`` of deleted
 rowids. Every change bumps a sequence number (``meta.seq``) and stamps the
@@ -15,6 +15,16 @@ handle (this process or another one sharing the store) catches up by reading
 only what changed since. A kill at any moment loses nothing that was
 committed: the index file is replaced atomically and, if missing, stale,
 damaged or of the wrong kind, is caught up or rebuilt from the rows on open.
+
+Vectors are stored as little-endian float16 (1 KiB for 512-d, 15 rows a 16 KiB
+page where float32 fit 7) and read back as float32 (:func:`.codec.decode_vectors`);
+cosines from them are within ~1e-3 of float32 ones, which moves no ranking beyond
+near-ties. Stores written before schema 5 hold float32 rows: those are read as
+they are (each blob is decoded by its length, so old and new rows mix), converted
+to float16 when their item is written again, and all at once by :meth:`rebuild
+<SQLiteStore.rebuild>` (batch by batch, each its own transaction); nothing is
+rewritten at upgrade. The file itself only shrinks by ``VACUUM``. Schema 5 makes
+an older imgfind refuse the store (StoreTooNew) rather than misread float16 rows.
 
 Modules, by job: :mod:`.schema` (the file, its schema version) and
 :mod:`.migrations`, :mod:`.codec` (row conversions), :mod:`.core` (connection,

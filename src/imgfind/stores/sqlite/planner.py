@@ -24,7 +24,7 @@ from ...errors import ModelMismatch, StoreError
 from ...filters import SQLCompiler, compile_filter, field_expression, json_fields, parse
 from ...filters.tree import Node, fields
 from ..vector_index import FLAT, VectorIndex, code_error, rerank_depth
-from .codec import _check_k, _chunks, _normalize, _qs, fts_query
+from .codec import _check_k, _chunks, _normalize, _qs, decode_vectors, fts_query
 from .filter_cache import Match, cacheable
 from .match_vectors import MatchSet
 from .sync import IndexSync
@@ -208,8 +208,7 @@ class SearchPlanner(IndexSync):
                 "SELECT i.rowid, i.id, v.v FROM items i JOIN vectors v ON v.rowid = i.rowid "
                 f"WHERE i.rowid IN ({_qs(len(chunk))})", chunk).fetchall()
         pos = {r[0]: n for n, r in enumerate(rows)}
-        vecs = np.frombuffer(b"".join(r[2] for r in rows),
-                             dtype=np.float32).reshape(len(rows), self.dim)
+        vecs = decode_vectors([r[2] for r in rows], self.dim, [r[0] for r in rows])
         out: list[list[tuple[str, float]]] = []
         for qi in range(len(q)):
             idx = [pos[x] for x in dict.fromkeys(keep[qi].tolist()) if x in pos]

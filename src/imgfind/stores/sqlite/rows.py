@@ -30,6 +30,8 @@ from .codec import (
     _normalize,
     _now,
     _qs,
+    decode_vectors,
+    encode_vectors,
 )
 from .planner import _MAX_AUTO_INDEXES, SearchPlanner
 
@@ -105,7 +107,7 @@ class RowStore(SearchPlanner):
             con.executemany("INSERT INTO fts(rowid, path, body) VALUES (?, ?, ?)",
                             [(x, *f) for x, f in zip(rowids, fts_rows, strict=True)])
             con.executemany("INSERT OR REPLACE INTO vectors(rowid, v) VALUES (?, ?)",
-                            [(x, vecs[i].tobytes()) for i, x in enumerate(rowids)])
+                            zip(rowids, encode_vectors(vecs), strict=True))
             con.executemany("INSERT INTO blobs(rowid, thumbnail, original) VALUES (?, ?, ?)",
                             [(x, *b) for x, b in zip(rowids, blob_rows, strict=True)
                              if b[0] is not None or b[1] is not None])
@@ -196,11 +198,11 @@ class RowStore(SearchPlanner):
 
     def vectors(self, ids: Sequence[str]) -> np.ndarray:
         """(len(ids), dim) float32; NotFound if any id is absent."""
-        found: dict[str, bytes] = {}
+        found: dict[str, tuple[int, bytes]] = {}
         with self._lock:
             for chunk in _chunks(list(dict.fromkeys(ids))):
-                found.update(self._con.execute(
-                    "SELECT i.id, v.v FROM items i JOIN vectors v ON v.rowid = i.rowid "
+                found.update((r[0], (r[1], r[2])) for r in self._con.execute(
+                    "SELECT i.id, i.rowid, v.v FROM items i JOIN vectors v ON v.rowid = i.rowid "
                     f"WHERE i.id IN ({_qs(len(chunk))})", chunk))
         missing = [i for i in ids if i not in found]
         if missing:
@@ -209,8 +211,8 @@ class RowStore(SearchPlanner):
                               else ""))
         if not ids:
             return np.empty((0, self.dim), dtype=np.float32)
-        return np.frombuffer(b"".join(found[i] for i in ids),
-                             dtype=np.float32).reshape(len(ids), self.dim).copy()
+        rows = [found[i] for i in ids]
+        return decode_vectors([r[1] for r in rows], self.dim, [r[0] for r in rows])
 
     def _blob(self, id: str, column: str) -> bytes | None:
         with self._lock:
@@ -321,6 +323,5 @@ class RowStore(SearchPlanner):
                 return
             last = rows[-1][0]
             yield ([r[1] for r in rows],
-                   np.frombuffer(b"".join(r[2] for r in rows),
-                                 dtype=np.float32).reshape(len(rows), self.dim).copy())
+                   decode_vectors([r[2] for r in rows], self.dim, [r[0] for r in rows]))
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from ...errors import AlreadyExists, InvalidInput, ModelMismatch, NotFound
 from ..base import CollectionInfo, StagingInfo, StagingTask
-from .codec import _IN_CHUNK, _normalize, _now, _qs
+from .codec import _IN_CHUNK, _normalize, _now, _qs, encode_vectors
 from .core import StoreCore
 
 __all__ = ["Staging"]
@@ -115,7 +115,8 @@ class Staging(StoreCore):
             con.executemany(
                 "INSERT OR REPLACE INTO staged_vectors(rowid, v, item_seq) "
                 "SELECT rowid, ?, seq FROM items WHERE id=? AND seq=?",
-                [(v[i].tobytes(), t.id, t.version) for i, t in enumerate(tasks)])
+                [(b, t.id, t.version)
+                 for b, t in zip(encode_vectors(v), tasks, strict=True)])
             return con.total_changes - before
 
     def commit_staging(self) -> bool:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..base import CollectionInfo
-from .codec import _CHUNK, _fts_body, _now
+from .codec import _CHUNK, _fts_body, _now, decode_vectors, encode_vectors
 from .core import StoreOptions
 from .migrations import BASE_VERSION
 from .migrations import apply as apply_migrations
@@ -58,7 +58,8 @@ class SQLiteStore(OcrRows):
         """Health: integrity, items without vectors, full-text and vector index in step.
 
         The common shape (stores.base); ``details``: {"vectors": n, "fts": n,
-        "integrity": "ok" or SQLite's complaint}.
+        "integrity": "ok" or SQLite's complaint, "float32_vectors": rows still stored
+        the pre-schema-5 way (:meth:`rebuild` converts them)}.
         """
         problems: list[str] = []
         with self._lock:
@@ -78,8 +79,21 @@ class SQLiteStore(OcrRows):
                     novec = con.execute("SELECT count(*) FROM items WHERE rowid NOT IN "
                                         "(SELECT rowid FROM vectors)").fetchone()[0]
                     fts = con.execute("SELECT count(*) FROM fts").fetchone()[0]
+                    sizes = dict(con.execute(
+                        "SELECT length(v), count(*) FROM vectors GROUP BY 1").fetchall())
                 if seq == ix.seq:
                     break
+            old = sizes.pop(4 * self.dim, 0)
+            sizes.pop(2 * self.dim, None)
+            if sizes:
+                bad = [r[0] for r in con.execute(
+                    "SELECT i.id FROM vectors v JOIN items i ON i.rowid = v.rowid "
+                    "WHERE length(v.v) NOT IN (?, ?) LIMIT 5", (2 * self.dim, 4 * self.dim))]
+                problems.append(
+                    f"{sum(sizes.values())} stored vectors have a wrong size for "
+                    f"{self.dim}-d (items {', '.join(map(repr, bad))}"
+                    f"{', ...' if sum(sizes.values()) > len(bad) else ''}); delete those "
+                    "items and add them again")
             if novec:
                 problems.append(f"{novec} items have no vector; re-add them")
             if fts != items:
@@ -92,7 +106,8 @@ class SQLiteStore(OcrRows):
             index = self._describe(ix) | {"in_step": in_step}
         return {"ok": not problems, "items": items, "backend": "sqlite", "index": index,
                 "problems": problems,
-                "details": {"vectors": vectors, "fts": fts, "integrity": integrity}}
+                "details": {"vectors": vectors, "fts": fts, "integrity": integrity,
+                            "float32_vectors": old}}
 
     def index_info(self) -> dict[str, Any]:
         """The vector index in brief, without the integrity scan :meth:`check` does.
@@ -105,12 +120,15 @@ class SQLiteStore(OcrRows):
             return self._describe(self._sync())
 
     def rebuild(self) -> dict[str, Any]:
-        """Rebuild the full-text index and the vector index from the rows.
+        """Rebuild the full-text index and the vector index from the rows, after
+        converting vectors still stored as float32 (before schema 5) to float16.
 
-        The common shape (stores.base); ``details``: {"fts": rows written}.
+        The common shape (stores.base); ``details``: {"fts": rows written,
+        "converted": float32 vectors rewritten as float16}.
         """
         t0 = time.perf_counter()
         with self._lock:
+            converted = self._convert_float32()
             with self._tx() as con:
                 con.execute("DELETE FROM fts")
                 cur = con.execute("SELECT rowid, source, metadata, exif, file FROM items")
@@ -126,7 +144,36 @@ class SQLiteStore(OcrRows):
                 ix = self._build(con, self._meta_int(con, "seq"))
             index = self._describe(ix)
         return {"items": fts, "backend": "sqlite", "index": index,
-                "seconds": round(time.perf_counter() - t0, 3), "details": {"fts": fts}}
+                "seconds": round(time.perf_counter() - t0, 3),
+                "details": {"fts": fts, "converted": converted}}
+
+    def _convert_float32(self, batch: int = 10_000) -> int:
+        """Rewrite float32 vector rows as float16, ``batch`` rows per transaction.
+
+        A kill between batches leaves some rows converted and the rest float32; both
+        are read, and the next rebuild carries on. The rows keep their ``seq``
+        (a new stamp would make a re-embed in progress embed every item again), so
+        another handle's index keeps the float32 values, which differ by < 1e-3,
+        until it rebuilds. The file does not shrink: SQLite reuses the freed space
+        only after a ``VACUUM`` (sqlite3 items.db VACUUM, with the collection closed).
+        """
+        converted, last, full = 0, 0, 4 * self.dim
+        while True:
+            with self._tx() as con:
+                rows = con.execute(
+                    "SELECT rowid, v FROM vectors WHERE rowid > ? AND length(v) = ? "
+                    "ORDER BY rowid LIMIT ?", (last, full, batch)).fetchall()
+                if not rows:
+                    break
+                rowids = [r[0] for r in rows]
+                blobs = encode_vectors(decode_vectors([r[1] for r in rows], self.dim, rowids))
+                con.executemany("UPDATE vectors SET v=? WHERE rowid=?",
+                                zip(blobs, rowids, strict=True))
+            converted += len(rows)
+            last = rowids[-1]
+        if converted:
+            self._match_vectors.clear()     # it holds the float32 values read before
+        return converted
 
     def flush(self) -> None:
         """Save the vector index now if it absorbed changes since its last save.

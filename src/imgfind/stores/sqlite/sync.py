@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..vector_index import FLAT, IVF, VectorIndex
-from .codec import _CHUNK, _chunks, _qs
+from .codec import _CHUNK, _chunks, _qs, decode_vectors
 from .staging import Staging
 
 __all__ = ["IndexSync"]
@@ -64,8 +64,7 @@ class IndexSync(Staging):
             replaced = rowids[rowids <= old_max]
             if len(replaced):
                 ix.remove(replaced)
-            ix.add(rowids, np.frombuffer(b"".join(r[1] for r in rows),
-                                         dtype=np.float32).reshape(len(rows), self.dim))
+            ix.add(rowids, decode_vectors([r[1] for r in rows], self.dim, rowids))
             changes += len(rows)
         ix.seq = seq
         return changes
@@ -89,9 +88,8 @@ class IndexSync(Staging):
         def chunks() -> Iterator[tuple[np.ndarray, np.ndarray]]:
             cur = con.execute("SELECT rowid, v FROM vectors ORDER BY rowid")
             while rows := cur.fetchmany(_CHUNK):
-                yield (np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)),
-                       np.frombuffer(b"".join(r[1] for r in rows),
-                                     dtype=np.float32).reshape(len(rows), self.dim))
+                rowids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+                yield rowids, decode_vectors([r[1] for r in rows], self.dim, rowids)
 
         def sample(m: int) -> np.ndarray:
             all_ids = np.fromiter((r[0] for r in con.execute("SELECT rowid FROM vectors")),
@@ -131,8 +129,7 @@ class IndexSync(Staging):
                     f"SELECT rowid, v FROM vectors WHERE rowid IN ({_qs(len(chunk))})", chunk):
                 got_ids.append(rowid)
                 blobs.append(v)
-        vecs = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), self.dim)
-        return np.array(got_ids, dtype=np.int64), vecs
+        return np.array(got_ids, dtype=np.int64), decode_vectors(blobs, self.dim, got_ids)
 
     def _nprobe(self, ix: VectorIndex) -> int:
         return min(ix.nlist, self.options.nprobe or ix.nprobe)
