@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
-from . import fetch, imageio, writes
+from . import imageio, writes
 from .embedders.base import Embedder, l2_normalize
 from .errors import (
     ImgfindError,
@@ -457,6 +457,8 @@ class Collection(SingleItemCalls):
 
     def _load_query_image(self, value: Any) -> Image.Image:
         if isinstance(value, str) and value[:8].lower().startswith(("http://", "https://")):
+            from . import fetch  # (socket and the URL checks load only for a URL)
+
             value = fetch.fetch_url(value, max_bytes=self.library.limits.max_bytes,
                                       allow_private=self.library.allow_private_urls)
         return imageio.load_image(value, limits=self.library.limits)

@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 import numpy as np
 from PIL import Image
 
-from . import sources
 from .errors import InvalidArgument, InvalidInput, SourceError, from_code
 from .types import DuplicateGroup, Hit, IndexReport, Item, Result
 
 if TYPE_CHECKING:
+    from . import sources
     from .query import ListSort, Mode, Query, Sort
     from .review import ResolveReport
 
@@ -192,6 +192,9 @@ def to_source(image: Any) -> sources.Source:
     >>> to_source("HTTPS://example.com/a.jpg").kind
     'url'
     """
+    # sources (archives, zip, tar, csv) loads on first use: a text search never needs it
+    from . import sources
+
     if image is None:
         raise InvalidInput("no image given")
     if isinstance(image, sources.Source):

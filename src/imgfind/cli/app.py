@@ -14,18 +14,43 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from ..api import Collection, Library
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   pretty_exceptions_enable=False,
                   help="imgfind: find images by example image, by text and by metadata.")
+
+
+class LazyConsole:
+    """A rich ``Console`` made on first use, so a command that prints only JSON never
+    imports rich (~20 ms of a cold ``imgfind search --json``).
+
+    >>> LazyConsole(stderr=True).print("error: ...")     # doctest: +SKIP
+    """
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    @property
+    def console(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return self._console
+
+    def print(self, *objects: Any, **options: Any) -> None:
+        self.console.print(*objects, **options)
+
+
 # Piped output keeps whole lines (full paths), a terminal gets tables fitted to its width.
-out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 4096)
-err = Console(stderr=True, soft_wrap=True)  # one error, one line (tests and scripts grep it)
+out = LazyConsole(soft_wrap=True, width=None if sys.stdout.isatty() else 4096)
+err = LazyConsole(stderr=True, soft_wrap=True)  # one error, one line (tests and scripts grep it)
 
 HomeOpt = Annotated[Path | None, typer.Option(
     "--home", envvar="IMGFIND_HOME", help="Library folder (default ~/.imgfind).")]
@@ -122,7 +147,8 @@ def parse_where(where: str | None) -> dict | None:
 
 @contextmanager
 def progress_bar(label: str, *,
-                 console: Console | None = None) -> Iterator[Callable[[int, int | None], None]]:
+                 console: LazyConsole | None = None
+                 ) -> Iterator[Callable[[int, int | None], None]]:
     """A done-of-total bar for a long pass; yields its ``progress(done, total)`` callback.
 
     >>> with progress_bar("re-embedding") as tick:                    # doctest: +SKIP
@@ -130,7 +156,8 @@ def progress_bar(label: str, *,
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), console=console,
+    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(),
+                  console=console.console if console else None,
                   transient=False) as bar:
         task = bar.add_task(label, total=None)
 
@@ -141,6 +168,8 @@ def progress_bar(label: str, *,
 
 
 def hits_table(hits: list) -> None:
+    from rich.table import Table
+
     if not hits:
         out.print("no matches")
         return

@@ -7,7 +7,6 @@ import sys
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from .app import (
     CollectionOpt,
@@ -35,6 +34,8 @@ def collections(ctx: typer.Context, home: HomeOpt = None, as_json: JsonOpt = Fal
     if not rows:
         out.print(f"no collections in {lib.home}; create one with `imgfind index PATH`")
         return
+    from rich.table import Table  # (rich loads only to print a table)
+
     table = Table(box=None, header_style="bold")
     for name in ("name", "model", "dim", "count"):
         table.add_column(name)
@@ -129,6 +130,8 @@ def models(as_json: JsonOpt = False) -> None:
     if as_json:
         print_json(rows)
         return
+    from rich.table import Table  # (rich loads only to print a table)
+
     table = Table(box=None, header_style="bold")
     for name in ("name", "dim", "image", "ImageNet top-1", "cached", "notes"):
         table.add_column(name)

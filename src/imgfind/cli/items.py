@@ -6,7 +6,6 @@ import json
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from .app import (
     CollectionOpt,
@@ -33,6 +32,8 @@ def get(ctx: typer.Context, id: Annotated[str, typer.Argument(help="Item id.")],
     if as_json:
         print_json(data)
         return
+    from rich.table import Table  # (rich loads only to print a table)
+
     table = Table(box=None, show_header=False)
     table.add_column(style="bold")
     table.add_column()

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from .app import CollectionOpt, HomeOpt, JsonOpt, app, out, parse_where, print_json, settings
 
@@ -32,6 +31,8 @@ def list_items(ctx: typer.Context,
     if not items:
         out.print("no items")
         return
+    from rich.table import Table  # (rich loads only to print a table)
+
     table = Table(box=None, header_style="bold")
     for name in ("date", "id", "source"):
         table.add_column(name, no_wrap=name != "source", overflow="fold")
