@@ -190,7 +190,8 @@ class _Tower:
     """
 
     def __init__(self, path: Path, threads: int, providers: list[str], *, spin: bool = True,
-                 cache_optimized: bool = False, prepack: bool = True):
+                 cache_optimized: bool = False, prepack: bool = True,
+                 on_start: Callable[[], None] | None = None):
         import onnxruntime as ort
 
         #: the graph this tower was asked to load (``path`` may be its cached copy)
@@ -205,9 +206,11 @@ class _Tower:
             opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             if cache_optimized:
-                self.session, self.path = ort_sessions.open_session(path, opts, providers,
-                                                                    prepack=prepack)
+                self.session, self.path = ort_sessions.open_session(
+                    path, opts, providers, prepack=prepack, on_start=on_start)
             else:
+                if on_start is not None:
+                    on_start()
                 self.session = ort.InferenceSession(str(path), sess_options=opts,
                                                     providers=providers)
                 self.path = path
@@ -373,7 +376,9 @@ class OnnxClipEmbedder:
         return self.embed_pixels(pre.finish(np.stack([pre.pixels(im) for im in images])))
 
     # -- text -----------------------------------------------------------------
-    def _load_text(self) -> _Tower:
+    def _load_text(self, on_start: Callable[[], None] | None = None) -> _Tower:
+        """The text tower, loaded on first use; ``on_start`` is called once ONNX Runtime
+        takes over the load (see warm_text)."""
         if self._text is not None:  # no lock: the proof may hold it for seconds
             return self._text
         with self._text_lock:
@@ -387,11 +392,11 @@ class OnnxClipEmbedder:
                 # needs; the second query swaps in a pre-packed session (see embed_texts).
                 if verdict is not None and verdict.graph is not None:
                     tower = _Tower(verdict.graph, self.threads, self._providers,
-                                   cache_optimized=True, prepack=False)
+                                   cache_optimized=True, prepack=False, on_start=on_start)
                     self.context_length = verdict.fixed_length or self.context_length
                 else:
                     tower = _Tower(path, self.threads, self._providers, cache_optimized=True,
-                                   prepack=False)
+                                   prepack=False, on_start=on_start)
                     # A tower exported for one sequence length only takes that length.
                     if tower.fixed_length:
                         self.context_length = tower.fixed_length
@@ -409,14 +414,22 @@ class OnnxClipEmbedder:
         None when it is loaded already."""
         if self._text is not None:
             return None
+        in_ort = threading.Event()
+
         def load() -> None:
-            with contextlib.suppress(Exception):  # the caller's own load raises it again
-                self._load_text()
+            try:
+                with contextlib.suppress(Exception):  # the caller's own load raises it again
+                    self._load_text(on_start=in_ort.set)
+            finally:
+                in_ort.set()
 
         thread = threading.Thread(target=load, name="imgfind-text-warm", daemon=True)
         thread.start()
+        # Parsing the tokenizer holds the GIL: first let the loader reach ONNX Runtime
+        # (which releases it), so the two run side by side.
+        in_ort.wait(timeout=5)
         with contextlib.suppress(Exception):
-            self._read_tokenizer()  # parsed here while the session loads over there
+            self._read_tokenizer()
         return thread
 
     def _decide_trim(self) -> None:

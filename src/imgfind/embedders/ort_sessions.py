@@ -31,7 +31,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,21 +47,25 @@ _EXTERNAL_MIN_BYTES = 1024
 _STALE_TMP_S = 3600
 
 
-def open_session(path: Path, opts: Any, providers: Sequence[str], *,
-                 prepack: bool = True) -> tuple[Any, Path]:
+def open_session(path: Path, opts: Any, providers: Sequence[str], *, prepack: bool = True,
+                 on_start: Callable[[], None] | None = None) -> tuple[Any, Path]:
     """An ONNX Runtime session for ``path`` -> (session, the file it was loaded from).
 
     On the CPU the cached optimized copy is loaded when there is one (with the
     optimization passes off), else made from ``path`` by this load. A damaged
     copy is dropped (logged) and made again. Other providers load ``path`` as is.
     ``prepack=False`` skips pre-packing the weights (see the module docstring).
+    ``on_start`` is called just before ONNX Runtime takes over (and releases the GIL).
     """
     import onnxruntime as ort
+
+    started = on_start or (lambda: None)
 
     if not prepack:
         opts.add_session_config_entry("session.disable_prepacking", "1")
     providers = list(providers)
     if providers != ["CPUExecutionProvider"]:
+        started()
         return ort.InferenceSession(str(path), sess_options=opts, providers=providers), path
     folder = TrimCache(path).dir / f"optimized-ort{ort.__version__}"
     cached = folder / _MODEL
@@ -69,16 +73,18 @@ def open_session(path: Path, opts: Any, providers: Sequence[str], *,
         level = opts.graph_optimization_level
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         try:
+            started()
             return ort.InferenceSession(str(cached), sess_options=opts,
                                         providers=providers), cached
         except Exception as e:  # ORT raises untyped errors
             log.warning("dropping the unreadable optimized graph %s: %s", folder, e)
             shutil.rmtree(folder, ignore_errors=True)
         opts.graph_optimization_level = level
-    return _load_and_save(path, folder, opts, providers), path
+    return _load_and_save(path, folder, opts, providers, started), path
 
 
-def _load_and_save(path: Path, folder: Path, opts: Any, providers: list[str]) -> Any:
+def _load_and_save(path: Path, folder: Path, opts: Any, providers: list[str],
+                   started: Callable[[], None]) -> Any:
     """Load ``path`` and have ONNX Runtime write its optimized copy to ``folder``."""
     import onnxruntime as ort
 
@@ -87,6 +93,7 @@ def _load_and_save(path: Path, folder: Path, opts: Any, providers: list[str]) ->
         tmp.mkdir(parents=True)
     except OSError as e:
         log.warning("cannot cache the optimized text graph in %s: %s", folder.parent, e)
+        started()
         return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
     level = opts.graph_optimization_level
     # The extended level: the level above it only rearranges convolutions, which a
@@ -99,6 +106,7 @@ def _load_and_save(path: Path, folder: Path, opts: Any, providers: list[str]) ->
         "session.optimized_model_external_initializers_min_size_in_bytes",
         str(_EXTERNAL_MIN_BYTES))
     try:
+        started()
         session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
     except Exception as e:  # ORT's own error types: e.g. the disk is full
         shutil.rmtree(tmp, ignore_errors=True)
