@@ -112,7 +112,7 @@ class Imgfind(System):
 
     def settings(self, n: int) -> list[Setting]:
         info = self.store.index_info()
-        if info["kind"] != "ivf-sq8":
+        if not info["kind"].startswith("ivf"):
             return [{"label": f"default ({info['kind']})"}]
         tuned = int(info["details"]["tuned_nprobe"])
         return [{"label": f"nprobe{max(1, tuned // 2)}", "nprobe": max(1, tuned // 2)},

@@ -100,7 +100,7 @@ def test_ivf_switch_recall_and_incremental_updates(store):
     q = clustered(50, seed=7)
     got = store.search(q, 10)
     info = store.check()
-    assert info["ok"] and info["index"]["kind"] == "ivf-sq8" and info["index"]["size"] == 3000
+    assert info["ok"] and info["index"]["kind"] == "ivf-sq6" and info["index"]["size"] == 3000
     assert recall(got, exact_top(x, q, 10)) >= 0.95
     # Incremental: add, replace and delete without a rebuild; scores stay exact cosines.
     y = clustered(200, seed=8)
@@ -128,7 +128,7 @@ def test_nprobe_option_trades_recall_for_speed(store):
     q = clustered(50, seed=7)
     truth = exact_top(x, q, 10)
     info = store.index_info()
-    assert info["kind"] == "ivf-sq8" and info["backend"] == "sqlite"
+    assert info["kind"] == "ivf-sq6" and info["backend"] == "sqlite"
     info = info["details"]
     assert info["nprobe"] == info["tuned_nprobe"] >= 1
     store.options.nprobe = 1
@@ -149,14 +149,14 @@ def test_retrain_when_grown_and_back_to_flat_when_shrunk(tmp_path):
     x = clustered(3300)
     s.put(records(x[:2100]))
     idx = s.check()["index"]
-    assert (idx["kind"], idx["details"]["trained_for"]) == ("ivf-sq8", 2100)
+    assert (idx["kind"], idx["details"]["trained_for"]) == ("ivf-sq6", 2100)
     s.put(records(x[2100:2900], start=2100))
     assert s.check()["index"]["details"]["trained_for"] == 2100          # 2900 < 1.5 * 2100
     s.put(records(x[2900:], start=2900))
     idx = s.check()["index"]
-    assert (idx["kind"], idx["details"]["trained_for"], idx["size"]) == ("ivf-sq8", 3300, 3300)
+    assert (idx["kind"], idx["details"]["trained_for"], idx["size"]) == ("ivf-sq6", 3300, 3300)
     s.delete([f"r{i}" for i in range(2200)])                  # 1100 left: above 2000 / 2
-    assert s.check()["index"]["kind"] == "ivf-sq8"
+    assert s.check()["index"]["kind"] == "ivf-sq6"
     s.delete([f"r{i}" for i in range(2200, 2500)])            # 800 left
     idx = s.check()["index"]
     assert (idx["kind"], idx["size"]) == ("flat", 800)
@@ -176,7 +176,7 @@ def test_two_handles_catch_up(tmp_path):
     assert sb.search(x[5:6], 1)[0][0][0] == "r5"
     sa.put(records(x[100:2600], start=100))          # crosses the IVF threshold
     assert sb.search(x[2500:2501], 1)[0][0][0] == "r2500"
-    assert sb.check()["index"]["kind"] == "ivf-sq8"
+    assert sb.check()["index"]["kind"] == "ivf-sq6"
     sa.delete(["r2500"])
     assert sb.search(x[2500:2501], 1)[0][0][0] != "r2500"
     sa.put([Record(id="r7", source="s", vector=x[2500])])
@@ -198,7 +198,7 @@ def test_index_file_missing_stale_or_corrupt_is_rebuilt(tmp_path):
     s.search(x[:1], 1)
     b.close()
     path = home / "collections" / "c" / INDEX_FILE
-    assert VectorIndex.read_header(path)["kind"] == "ivf-sq8"
+    assert VectorIndex.read_header(path)["kind"] == "ivf-sq6"
     stale = path.read_bytes()
 
     def reopen_and_check(expect_id: str, vec: np.ndarray) -> None:
@@ -228,7 +228,7 @@ def test_index_file_missing_stale_or_corrupt_is_rebuilt(tmp_path):
     flat.seq = 10**6
     flat.save(path, owner)
     reopen_and_check("r6", x[6])
-    assert VectorIndex.read_header(path)["kind"] == "ivf-sq8"
+    assert VectorIndex.read_header(path)["kind"] == "ivf-sq6"
     # Another collection's index file (same dim, even a plausible seq) is not used.
     b2 = open_backend(tmp_path / "other", LOW)
     s2 = b2.create(CollectionInfo(name="c", model="toy", dim=DIM))
@@ -440,7 +440,7 @@ def test_ivf_rerank_reads_only_candidates_that_can_win_and_stays_exact(tmp_path)
     s.put(records(x))
     q = clustered(30, seed=8)
     got = s.search(q, 10)                    # every list probed: only the re-rank can err
-    assert s.index_info()["kind"] == "ivf-sq8"
+    assert s.index_info()["kind"] == "ivf-sq6"
     # exact over the stored (float16) vectors: float32's order differs at near-ties
     stored = s.vectors([f"r{i}" for i in range(5000)])
     assert [[h[0] for h in g] for g in got] == exact_top(stored, q, 10)
@@ -453,3 +453,23 @@ def test_ivf_rerank_reads_only_candidates_that_can_win_and_stays_exact(tmp_path)
     s._con.set_trace_callback(None)
     assert len(read) == 1 and 10 <= read[0] < 50   # rows read: not all 50 candidates
     b.close()
+
+
+def test_index_file_of_the_earlier_8bit_kind_still_loads_and_searches(tmp_path):
+    import faiss
+
+    from imgfind.stores.vector_index import IVF_SQ8
+
+    x = clustered(3000)
+    index = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(DIM), DIM, 16,
+                                          faiss.ScalarQuantizer.QT_8bit,
+                                          faiss.METRIC_INNER_PRODUCT)
+    index.train(x)
+    old = VectorIndex(index, IVF_SQ8, DIM, nprobe=16)
+    old.add(np.arange(1, 3001), x)
+    old.save(tmp_path / "ix", owner="c")
+    back = VectorIndex.load(tmp_path / "ix", DIM, owner="c")
+    assert back.kind == IVF_SQ8 and back.is_ivf and back.nlist == 16
+    _, rowids = back.search(x[:5], 1)
+    assert rowids[:, 0].tolist() == [1, 2, 3, 4, 5]
+    assert 0 < back.score_error(x[:1])[0] < 0.01          # 8-bit steps, a quarter of 6-bit

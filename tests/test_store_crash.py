@@ -111,7 +111,7 @@ def test_kill_9_at_random_moments_loses_no_committed_item(tmp_path):
     report = store.check()
     assert report["ok"], report
     assert report["items"] >= len(set(committed)) >= 1500
-    assert report["index"]["kind"] == "ivf-sq8"     # the rounds crossed the IVF threshold
+    assert report["index"]["kind"] == "ivf-sq6"     # the rounds crossed the IVF threshold
     items = store.get(committed)
     assert all(it is not None for it in items), [c for c, it in zip(committed, items,
                                                                     strict=True) if it is None]

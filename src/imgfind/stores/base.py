@@ -129,7 +129,7 @@ class CollectionStore(Protocol):
     def index_info(self) -> dict[str, Any]:
         """The vector index in brief, cheap (no scans), in the shape every backend shares::
 
-            {"backend": str, "kind": str,   # index type, e.g. "flat", "ivf-sq8", "HNSW"
+            {"backend": str, "kind": str,   # index type, e.g. "flat", "ivf-sq6", "HNSW"
              "size": int,                   # vectors it holds
              "details": {...}}              # backend-specific tuning (sqlite: nprobe, nlist...)
         """

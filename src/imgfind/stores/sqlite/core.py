@@ -6,7 +6,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from ...errors import StoreError, StoreTooNew
@@ -14,7 +14,7 @@ from ..vector_index import VectorIndex
 from .filter_cache import FilterCache
 from .match_vectors import MatchVectors
 from .migrations import migrate
-from .schema import DB_FILE, INDEX_FILE, connect, probe, read_info
+from .schema import DB_FILE, INDEX_FILE, READ_CACHE, WRITE_CACHE, connect, probe, read_info
 
 __all__ = ["StoreCore", "StoreOptions"]
 
@@ -22,7 +22,7 @@ __all__ = ["StoreCore", "StoreOptions"]
 class StoreOptions:
     """Tuning knobs of the embedded store (the defaults suit 1k to 1M+ items).
 
-    * ``flat_threshold``: at or above this many items the vector index is IVF-SQ8,
+    * ``flat_threshold``: at or above this many items the vector index is IVF-SQ6,
       below it exact (flat); an IVF index goes back to flat below half of it.
     * ``save_every``: save the index file after this many absorbed changes, or a
       tenth of the index if more (always on close and after a full build).
@@ -110,10 +110,13 @@ class StoreCore:
     def _tx(self, mode: str = "IMMEDIATE") -> Iterator[sqlite3.Connection]:
         """A transaction; IMMEDIATE for writes so concurrent writers queue, not deadlock."""
         con = self._con
+        write = mode == "IMMEDIATE"
         try:
             con.execute(f"BEGIN {mode}")
         except sqlite3.OperationalError as e:
             raise _store_error(self.info.name, e) from e
+        if write:
+            con.execute(f"PRAGMA cache_size={WRITE_CACHE}")
         try:
             yield con
             con.execute("COMMIT")
@@ -123,6 +126,10 @@ class StoreCore:
             if isinstance(e, sqlite3.OperationalError):
                 raise _store_error(self.info.name, e) from e
             raise
+        finally:
+            if write:        # shrinking frees the pages beyond the read cache
+                with suppress(sqlite3.Error):      # a closed connection keeps nothing
+                    con.execute(f"PRAGMA cache_size={READ_CACHE}")
         if mode == "IMMEDIATE":
             self._local_writes = True
 

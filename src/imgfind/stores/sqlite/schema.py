@@ -45,6 +45,14 @@ CREATE VIRTUAL TABLE fts USING fts5(path, body, tokenize='unicode61 remove_diacr
 """
 
 
+#: SQLite page cache (PRAGMA cache_size, negative = KiB) while reading: searches touch a
+#: few random rows each, so a big cache mostly holds pages never read again (64 MiB of
+#: them after 500 queries on 1M items, an eighth of the process).
+READ_CACHE = -8192
+#: ... and inside write transactions, where index B-tree pages are revisited row after row.
+WRITE_CACHE = -65536
+
+
 def connect(path: Path) -> sqlite3.Connection:
     try:
         con = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
@@ -57,7 +65,7 @@ def connect(path: Path) -> sqlite3.Connection:
         # Checkpoints truncate the WAL back to 64 MiB after a big import.
         con.execute("PRAGMA journal_size_limit=67108864")
         con.execute("PRAGMA foreign_keys=ON")
-        con.execute("PRAGMA cache_size=-65536")
+        con.execute(f"PRAGMA cache_size={READ_CACHE}")
         con.execute("PRAGMA temp_store=MEMORY")
     except sqlite3.DatabaseError as e:
         raise StoreError(f"cannot open {path}: {e}; the file is damaged or not an imgfind "

@@ -136,7 +136,7 @@ class IndexSync(Staging):
 
     def _describe(self, ix: VectorIndex) -> dict[str, Any]:
         """index_info()'s shape (see stores.base): sqlite's own facts under "details"."""
-        ivf = ix.kind == IVF
+        ivf = ix.is_ivf
         return {"backend": "sqlite", "kind": ix.kind, "size": ix.ntotal,
                 "details": {"seq": ix.seq, "nlist": ix.nlist,
                             "nprobe": self._nprobe(ix) if ivf else None,
