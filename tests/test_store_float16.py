@@ -122,7 +122,7 @@ def test_float32_rows_from_before_mix_with_new_rows(tmp_path, backend, n):
     assert s.get(["r0", "r1"])[0].source == "/data/img0.jpg"
     q = clustered(20, seed=5)
     if n >= 2000:
-        assert s.index_info()["kind"] == "ivf-sq8"
+        assert s.index_info()["kind"] == "ivf-sq6"
         s.options.nprobe = 10_000                  # every list: exact after the re-rank
     got = s.search(q, 10)                          # exact over the stored values
     assert [[h[0] for h in g] for g in got] == exact_top(stored, q, 10)
