@@ -121,15 +121,24 @@ class IndexSync(Staging):
             pass
 
     def _load_vectors(self, rowids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        got_ids: list[int] = []
-        blobs: list[bytes] = []
+        """(rowids found, their float32 vectors), in rowid order.
+
+        Decoded a chunk at a time into one array: the blobs of a whole match set
+        at once (and their join) would double the memory a load needs.
+        """
         ordered = np.sort(rowids).tolist()
-        for chunk in _chunks(ordered, 30_000):
-            for rowid, v in self._con.execute(
-                    f"SELECT rowid, v FROM vectors WHERE rowid IN ({_qs(len(chunk))})", chunk):
-                got_ids.append(rowid)
-                blobs.append(v)
-        return np.array(got_ids, dtype=np.int64), decode_vectors(blobs, self.dim, got_ids)
+        got = np.empty(len(ordered), dtype=np.int64)
+        out = np.empty((len(ordered), self.dim), dtype=np.float32)
+        n = 0
+        for chunk in _chunks(ordered, 4096):
+            rows = self._con.execute(
+                f"SELECT rowid, v FROM vectors WHERE rowid IN ({_qs(len(chunk))})",
+                chunk).fetchall()
+            ids = [r[0] for r in rows]
+            got[n:n + len(rows)] = ids
+            out[n:n + len(rows)] = decode_vectors([r[1] for r in rows], self.dim, ids)
+            n += len(rows)
+        return got[:n], out[:n]
 
     def _nprobe(self, ix: VectorIndex) -> int:
         return min(ix.nlist, self.options.nprobe or ix.nprobe)
