@@ -32,12 +32,12 @@ transactions), :mod:`.rows` (reads and writes), :mod:`.sync` (vector index in
 step with the rows), :mod:`.planner` (search), :mod:`.store` (the handle and
 its health checks), :mod:`.backend` (named collections).
 
-Filtered search plans by selectivity: the filter runs in SQL (see
-:mod:`imgfind.filters`) and yields the matching rowids; the flat index (exact)
-or the IVF index restricted by a rowid bitmap, with ``nprobe`` raised as
-selectivity falls (up to every list) and an exact re-rank, then scores only
-those rows. (Scoring the matches from float32 rows read out of SQLite was
-measured 10-100x slower than the bitmap-restricted IVF scan, even at 1%.)
+Filtered search (:mod:`.planner`): the filter becomes a rowid bitmap from an
+in-memory cache of the filter fields (:mod:`.filter_cache`, no SQL per query);
+the IVF index then scans only those rows' codes, probing enough lists to expect
+plenty of matches, and a repeated filter with at most 20,000 matches is served
+from its own in-memory set (:mod:`.match_vectors`). Either way the few
+candidates that can still reach the top k are re-ranked from the stored vectors.
 On large collections (>= ``auto_index_min`` items) the JSON fields a filter
 reads get SQLite expression indexes the first time they are used, so the
 filter itself stays fast; :meth:`SQLiteStore.index_field` creates one
