@@ -203,8 +203,14 @@ def _filters(s: dict[str, Any] | None) -> list[str]:
 def _overhead(per: dict[str, Any], d: dict[str, Any], files: dict[str, Any]
               ) -> tuple[str, bool]:
     """imgfind's default p50 against the fastest raw faiss setting reaching its recall;
-    ``files`` (system -> {"file"}, from a merge of runs) says when they were not one run."""
-    a = d["all"]
+    ``files`` (system -> {"file"}, from a merge of runs) says when they were not one run.
+
+    imgfind is judged through its public API (``Collection.search``, the ``api``
+    figures) when the run measured it, as the issue asks; older runs measured the
+    store only, which says so."""
+    api = (per.get("imgfind", {}).get("search") or {}).get("api")
+    a = api["all"] if api else d["all"]
+    via = "Collection.search" if api else "store.search (no public-API figure in this run)"
     faiss = [(name, st) for name, r in per.items() if name.startswith("faiss-")
              for st in (r.get("search") or {}).get("settings", [])]
     if not faiss:
@@ -218,7 +224,7 @@ def _overhead(per: dict[str, Any], d: dict[str, Any], files: dict[str, Any]
     mine, theirs = (files.get(x, {}).get("file") for x in ("imgfind", name))
     if mine != theirs:
         how += f"; {name} from another run ({theirs})"
-    return (f"imgfind {a['p50_ms']:.2f} ms at recall {a['recall']:.3f} vs {name} "
+    return (f"imgfind ({via}) {a['p50_ms']:.2f} ms at recall {a['recall']:.3f} vs {name} "
             f"{st['label']} {st['all']['p50_ms']:.2f} ms at recall {st['all']['recall']:.3f}"
             f" = {ratio:.2f}x{how}", ratio <= OVERHEAD_MAX)
 
@@ -262,7 +268,9 @@ def targets(figures: dict[str, Any], n: int) -> list[dict[str, Any]]:
 
     def p50() -> tuple[str, bool]:
         a = default()["all"]
-        return (f"{a['p50_ms']:.2f} ms p50 at recall {a['recall']:.3f}",
+        api = s.get("api") if s else None
+        a, via = (api["all"], "Collection.search") if api else (a, "store.search")
+        return (f"{a['p50_ms']:.2f} ms p50 at recall {a['recall']:.3f} ({via})",
                 a["p50_ms"] <= P50_1M_MS and a["recall"] >= TARGET_RECALL)
 
     def per_vector(mb: float, bar: float) -> tuple[str, bool]:

@@ -70,8 +70,21 @@ def search(system: System, ds: Dataset, path: Path, import_s: float) -> dict:
         # a slow system that hits the time limit still reports the settings it finished
         print(json.dumps({**out, "search_rss_mb": peak_rss_mb(), "partial": True}), flush=True)
     out["search_rss_mb"] = peak_rss_mb()
+    if system.api_search is not None:
+        # the same queries through the public API, at the default (middle) setting; after
+        # the peak RSS reading, so opening the library does not count in the store's memory
+        system.configure(settings[len(settings) // 2])
+        api = _run_queries(_Api(system), q, gt["all"], None)
+        out["api"] = {"label": settings[len(settings) // 2]["label"], "all": api}
     out["delete"] = _delete_check(system, q, gt["all"])
     return out
+
+
+class _Api:
+    """A system seen through its public API search (``System.api_search``)."""
+
+    def __init__(self, system: System):
+        self.search = system.api_search
 
 
 def _new_key(system: System, q: np.ndarray) -> dict:

@@ -52,6 +52,10 @@ class System:
     def search(self, q: np.ndarray, k: int, filt: Filter) -> list[int]:
         raise NotImplementedError
 
+    #: a second search path through the system's public API (imgfind: Collection.search,
+    #: ids, scores and items returned); None when ``search`` already is that API
+    api_search: Any = None
+
     def delete(self, rows: list[int]) -> None:
         raise NotImplementedError
 
@@ -109,6 +113,19 @@ class Imgfind(System):
 
         self.backend = open_backend(path)
         self.store = self.backend.open("bench")
+        self.path = path
+        self.collection: Any = None
+
+    def api_search(self, q: np.ndarray, k: int, filt: Filter) -> list[int]:
+        """The public API users call: ``Collection.search(vector)`` returns Hits with items."""
+        if self.collection is None:
+            import imgfind
+
+            self.library = imgfind.open(self.path)
+            self.collection = self.library.collection("bench")
+        self.collection.store.options.nprobe = self.store.options.nprobe
+        where = {filt[0]: filt[1]} if filt else None
+        return [int(h.id) for h in self.collection.search(q, k=k, where=where)]
 
     def settings(self, n: int) -> list[Setting]:
         info = self.store.index_info()
@@ -137,6 +154,8 @@ class Imgfind(System):
         self.store.delete([str(r) for r in rows])
 
     def close(self) -> None:
+        if self.collection is not None:
+            self.library.close()
         self.store.close()
         self.backend.close()
 
