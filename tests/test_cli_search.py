@@ -144,3 +144,13 @@ def test_text_search_imports_only_what_it_uses(indexed) -> None:
                       "huggingface_hub", "onnx", "pillow_heif", "torch"}, sorted(top)
     assert not imported & {"imgfind.sources", "imgfind.archives", "imgfind.fetch",
                            "imgfind.indexer"}
+
+
+def test_commands_that_never_search_vectors_do_not_load_faiss(indexed) -> None:
+    home, _ = indexed
+    for args in (("text", "zebra", "--json"), ("ls", "-n", "2", "--json")):
+        proc = run(*args, home=home, script=True, env={"PYTHONPROFILEIMPORTTIME": "1"})
+        imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()
+                    if line.startswith("import time:")}
+        assert "imgfind.stores.vector_index" in imported  # the store is open
+        assert "faiss" not in imported, args

@@ -28,7 +28,12 @@ def test_import_client_loads_no_engine() -> None:
 
 def test_the_engine_still_loads_on_use() -> None:
     mods = loaded_after("import imgfind; imgfind.open")
-    assert "imgfind.api" in mods and "faiss" in mods
+    assert "imgfind.api" in mods and "imgfind.stores.vector_index" in mods
+    # faiss itself loads when an index is first made, loaded or searched
+    assert "faiss" not in mods
+    mods = loaded_after("from imgfind.stores.vector_index import VectorIndex\n"
+                        "VectorIndex.empty(4)")
+    assert "faiss" in mods
 
 
 def test_embedders_import_without_a_cycle() -> None:

@@ -36,10 +36,12 @@ import os
 import struct
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import faiss
 import numpy as np
+
+if TYPE_CHECKING:
+    import faiss
 
 __all__ = ["FLAT", "IVF", "VectorIndex", "code_error", "ivf_nlist"]
 
@@ -47,8 +49,16 @@ FLAT = "flat"
 IVF = "ivf-sq6"
 IVF_SQ8 = "ivf-sq6"          # the kind built before 6-bit codes; still loaded and searched
 _IVF_KINDS = (IVF, IVF_SQ8)
-# The SWIG module without its partial stubs (see VectorIndex.index).
-_faiss: Any = faiss
+
+
+def _faiss() -> Any:
+    """The faiss module, imported on first use: a process that never searches or builds
+    an index (``imgfind ls``, ``get``, full-text search) does not load it (~30 ms).
+    Any: the SWIG module without its partial stubs (see VectorIndex.index)."""
+    import faiss
+
+    return faiss
+
 
 _MAGIC = b"IMGFIDX1"
 _TUNE_QUERIES = 100
@@ -102,6 +112,7 @@ class VectorIndex:
     @classmethod
     def empty(cls, dim: int) -> VectorIndex:
         """An empty exact index."""
+        faiss = _faiss()
         return cls(faiss.IndexIDMap2(faiss.IndexFlatIP(dim)), FLAT, dim)
 
     @classmethod
@@ -120,6 +131,7 @@ class VectorIndex:
             return ix
         nlist = ivf_nlist(count)
         train = np.ascontiguousarray(sample(min(count, 40 * nlist)), dtype=np.float32)
+        faiss = _faiss()
         quantizer = faiss.IndexFlatIP(dim)
         index = faiss.IndexIVFScalarQuantizer(quantizer, dim, nlist,
                                               faiss.ScalarQuantizer.QT_6bit,
@@ -195,7 +207,7 @@ class VectorIndex:
     def remove(self, rowids: np.ndarray) -> int:
         if not len(rowids) or self.index.ntotal == 0:
             return 0
-        sel = faiss.IDSelectorBatch(np.ascontiguousarray(rowids, dtype=np.int64))
+        sel = _faiss().IDSelectorBatch(np.ascontiguousarray(rowids, dtype=np.int64))
         return int(self.index.remove_ids(sel))
 
     def search(self, queries: np.ndarray, k: int, selector: faiss.IDSelector | None = None,
@@ -206,14 +218,14 @@ class VectorIndex:
         if self.is_ivf:
             probe = min(nprobe or self.nprobe, self.nlist)
             if selector is not None:
-                params = _faiss.SearchParametersIVF(nprobe=probe, sel=selector)
+                params = _faiss().SearchParametersIVF(nprobe=probe, sel=selector)
             else:
                 # Building the SWIG parameter object costs ~0.1 ms, a fifth of a query.
                 params = self._params.get(probe)
                 if params is None:
-                    params = self._params[probe] = _faiss.SearchParametersIVF(nprobe=probe)
+                    params = self._params[probe] = _faiss().SearchParametersIVF(nprobe=probe)
         else:
-            params = _faiss.SearchParameters(sel=selector) if selector is not None else None
+            params = _faiss().SearchParameters(sel=selector) if selector is not None else None
         return self.index.search(q, k, params=params)
 
     def save(self, path: str | Path, owner: str = "") -> None:
@@ -230,7 +242,8 @@ class VectorIndex:
         try:
             with open(tmp, "wb") as f:
                 f.write(_MAGIC + struct.pack("<I", len(header)) + header)
-                faiss.write_index(self.index, _faiss.PyCallbackIOWriter(f.write))
+                faiss = _faiss()
+                faiss.write_index(self.index, faiss.PyCallbackIOWriter(f.write))
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
@@ -250,6 +263,7 @@ class VectorIndex:
     @classmethod
     def load(cls, path: str | Path, dim: int, owner: str = "") -> VectorIndex:
         """Load a saved index; ValueError (or OSError) if damaged or not ``owner``'s."""
+        faiss = _faiss()
         with open(path, "rb") as f:
             h = _read_header(f)
             if h.get("dim") != dim or h.get("kind") not in (FLAT, *_IVF_KINDS):
@@ -257,7 +271,7 @@ class VectorIndex:
             if h.get("owner") != owner:
                 raise ValueError("index file belongs to another collection")
             try:
-                index = faiss.read_index(_faiss.PyCallbackIOReader(f.read))
+                index = faiss.read_index(faiss.PyCallbackIOReader(f.read))
             except RuntimeError as e:
                 raise ValueError(f"damaged index file: {e}") from e
             if f.read(1):
@@ -288,7 +302,7 @@ def code_error(sq: Any, queries: np.ndarray) -> np.ndarray:
 
 
 def _code_step2(sq: Any, dim: int) -> np.ndarray | None:
-    trained = _faiss.vector_to_array(sq.trained).astype(np.float64)
+    trained = _faiss().vector_to_array(sq.trained).astype(np.float64)
     if len(trained) != 2 * dim:       # not the per-dimension [vmin..., vdiff...] layout
         return None
     return (trained[dim:] / ((1 << int(sq.bits)) - 1)) ** 2

@@ -22,7 +22,6 @@ import hashlib
 import math
 from collections.abc import Sequence
 
-import faiss
 import numpy as np
 
 from ...errors import ModelMismatch, StoreError
@@ -167,6 +166,8 @@ class SearchPlanner(IndexSync):
         widen, four times at a step, for queries whose lists held fewer.
         """
         # The selector only points at `match.packed`: `match` outlives every search below.
+        import faiss  # (loaded on first use, as in vector_index)
+
         sel = faiss.IDSelectorBitmap(len(match.packed), faiss.swig_ptr(match.packed))
         if ix.kind == FLAT:
             scores, rowids = ix.search(q, min(k, match.count), selector=sel)
