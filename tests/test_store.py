@@ -448,7 +448,7 @@ def test_ivf_rerank_reads_only_candidates_that_can_win_and_stays_exact(tmp_path)
     assert np.all(margin > 0) and np.all(margin < 0.05)
     read: list[int] = []
     s._con.set_trace_callback(
-        lambda sql: read.append(sql.count(",") - 1) if "JOIN vectors" in sql else None)
+        lambda sql: read.append(sql.count(",")) if "FROM vectors WHERE" in sql else None)
     s.search(q[:1], 10)
     s._con.set_trace_callback(None)
     assert len(read) == 1 and 10 <= read[0] < 50   # rows read: not all 50 candidates
