@@ -51,3 +51,11 @@ def test_embedders_import_without_a_cycle() -> None:
             assert "onnx_clip" not in imported, "registry imports onnx_clip"
     for first in ("imgfind.embedders.registry", "imgfind.embedders.onnx_clip"):
         loaded_after(f"import {first}")  # check=True: a cycle would raise ImportError
+
+
+def test_import_imgfind_loads_no_numpy() -> None:
+    """The package itself is light (`imgfind --help`, the CLI's start): numpy and Pillow
+    load with the parts that use them."""
+    mods = loaded_after("import imgfind; imgfind.ImgfindError; imgfind.Hit")
+    assert [m for m in mods if m.split(".")[0] in ("numpy", "PIL")] == []
+    assert "imgfind.interface" in loaded_after("import imgfind; imgfind.CollectionAPI")

@@ -10,12 +10,12 @@
 from typing import TYPE_CHECKING, Any
 
 from .errors import ImgfindError
-from .interface import CollectionAPI
 from .types import DuplicateGroup, Hit, IndexReport, Item, Result
 
 if TYPE_CHECKING:
     from .api import Collection, Library, open
     from .client import Client
+    from .interface import CollectionAPI
 
 __all__ = [
     "Client",
@@ -35,7 +35,11 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str) -> Any:
     # Imported on first use: the engine (faiss, stores) only by programs that use it,
-    # so `import imgfind.client` stays light; the HTTP client (httpx) likewise.
+    # so `import imgfind.client` stays light; the HTTP client (httpx) likewise; and
+    # numpy, which the CLI configures before it loads (see imgfind.cli).
+    if name == "CollectionAPI":
+        from .interface import CollectionAPI
+        return CollectionAPI
     if name in ("Collection", "Library", "open"):
         from . import api
         return getattr(api, name)
