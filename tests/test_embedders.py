@@ -33,6 +33,7 @@ from imgfind.embedders import (
 from imgfind.embedders.layouts import IMMICH, TRANSFORMERS_JS
 from imgfind.embedders.onnx_clip import preprocessor_from_hf
 from imgfind.embedders.phash import hamming
+from imgfind.embedders.text_cache import TextVectorCache
 from imgfind.errors import InvalidInput, ModelUnavailable
 from imgfind.testing import __main__ as testing_cli
 from imgfind.testing import make_model
@@ -54,6 +55,7 @@ def photos(n: int) -> list[Image.Image]:
 def clip(tiny_model_dir: Path) -> OnnxClipEmbedder:
     emb = load_embedder(model_path=tiny_model_dir, threads=1)
     assert isinstance(emb, OnnxClipEmbedder)
+    emb.text_cache = TextVectorCache(0)  # these tests compare runs of the tower itself
     return emb
 
 
@@ -68,6 +70,7 @@ def tjs_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tjs(tjs_model_dir: Path) -> OnnxClipEmbedder:
     emb = load_embedder(model_path=tjs_model_dir, threads=1)
     assert isinstance(emb, OnnxClipEmbedder)
+    emb.text_cache = TextVectorCache(0)
     return emb
 
 

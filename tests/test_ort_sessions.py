@@ -90,7 +90,7 @@ def test_unwritable_cache_loads_the_model_itself(model_dir: Path, tmp_path: Path
 
 
 def test_second_query_swaps_in_a_prepacked_session(model_dir: Path, cache: Path) -> None:
-    emb = OnnxClipEmbedder(model_dir, threads=1)
+    emb = OnnxClipEmbedder(model_dir, threads=1, text_cache=0)  # every query runs
     first = emb.embed_texts(TEXTS)
     assert emb._text is not None and not emb._text.prepacked and emb._packing is None
     emb.embed_texts(TEXTS)  # second query: the trim proof starts (no verdict yet)

@@ -47,7 +47,7 @@ def fed_lengths(emb: OnnxClipEmbedder) -> list[int]:
 
 def test_fixed_tower_rewritten_exact_and_reused(tiny_model_dir: Path, cache: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    emb = OnnxClipEmbedder(tiny_model_dir, threads=1)
+    emb = OnnxClipEmbedder(tiny_model_dir, threads=1, text_cache=0)  # every query runs
     reference = emb.embed_texts(TEXTS)  # first query: the original 77-token graph
     assert emb._text is not None and emb._text.fixed_length == 77 and emb._trim is None
     emb.embed_texts(["the second query starts the proof beside it"])
@@ -120,7 +120,7 @@ def test_proof_failure_keeps_the_original_tower(tiny_model_dir: Path, tmp_path: 
                                                 cache: Path,
                                                 caplog: pytest.LogCaptureFixture) -> None:
     folder = padding_sensitive_copy(tiny_model_dir, tmp_path / "sensitive")
-    emb = OnnxClipEmbedder(folder, threads=1)
+    emb = OnnxClipEmbedder(folder, threads=1, text_cache=0)
     first = emb.embed_texts(TEXTS)
     with caplog.at_level(logging.WARNING, logger="imgfind.embedders.text_trim"):
         second = emb.embed_texts(TEXTS)
@@ -146,7 +146,7 @@ def test_rewrite_failure_falls_back(tiny_model_dir: Path, cache: Path,
         raise ValueError("an operator this rewrite does not know")
 
     monkeypatch.setattr(text_trim, "make_dynamic", cannot)
-    emb = OnnxClipEmbedder(tiny_model_dir, threads=1)
+    emb = OnnxClipEmbedder(tiny_model_dir, threads=1, text_cache=0)
     reference = emb.embed_texts(TEXTS)
     with caplog.at_level(logging.WARNING, logger="imgfind.embedders.text_trim"):
         np.testing.assert_allclose(emb.embed_texts(TEXTS), reference, atol=1e-6)

@@ -17,6 +17,7 @@ from ..deps import READ, LibraryDep, SettingsDep
 from ..parsing import is_multipart, parse_search, parse_where, read_single
 from ..schemas import ERRORS, GroupsOut, HitListsOut, HitsOut, SearchBatchIn, body_doc, out
 from ..settings import MAX_K
+from ..threads import one_native_thread
 
 router = APIRouter(responses=ERRORS, tags=["search"], dependencies=READ)
 
@@ -52,6 +53,7 @@ async def search(c: str, request: Request, library: LibraryDep, settings: Settin
 
     def work() -> dict[str, Any]:
         t0 = time.perf_counter()
+        one_native_thread()  # one query: the other requests get the other cores
         hits = collection.run([query])[0]
         return {"hits": [h.to_dict() for h in hits],
                 "took_ms": round((time.perf_counter() - t0) * 1000, 3)}
