@@ -389,8 +389,8 @@ def test_repeated_small_filters_are_scored_exactly_from_memory(tmp_path):
     stored = s.vectors([f"r{i}" for i in range(3000)])   # exact over what is stored (float16)
     s.search(q, 10)                                        # builds the vector index
     loads: list[int] = []
-    real = s._load_vectors
-    s._load_vectors = lambda r: (loads.append(len(r)), real(r))[1]    # type: ignore[method-assign]
+    real = s._iter_vectors
+    s._iter_vectors = lambda r: (loads.append(len(r)), real(r))[1]   # type: ignore[method-assign]
     for _ in range(3):
         got = s.search(q, 10, where=where)
         assert [[h[0] for h in g] for g in got] == exact_top(stored, q, 10, keep)
@@ -419,12 +419,17 @@ def test_repeated_larger_filters_scan_codes_and_still_return_the_exact_top(tmp_p
     q = clustered(20, seed=5)
     keep = np.arange(6000) % 2 == 1
     stored = s.vectors([f"r{i}" for i in range(6000)])   # exact over what is stored (float16)
+    s.search(q, 10)                          # builds the vector index
+    loads: list[int] = []
+    real = s._iter_vectors
+    s._iter_vectors = lambda r: (loads.append(len(r)), real(r))[1]   # type: ignore[method-assign]
     for _ in range(3):                       # seen once, loaded, then served from memory
         got = s.search(q, 10, where={"half": 1})
         assert [[h[0] for h in g] for g in got] == exact_top(stored, q, 10, keep)
         for qi, g in enumerate(got):
             for id, score in g:
                 assert score == pytest.approx(float(stored[int(id[1:])] @ q[qi]), abs=1e-5)
+    assert loads == [3000, 3000]             # read once (min/max, then codes), not per query
     (entry,) = [e for _, (_, e) in s._match_vectors._entries.items() if e is not None]
     assert entry.codes is not None and entry.vectors is None and len(entry.rowids) == 3000
     top8 = exact_top(stored, q[:1], 8, keep)[0]
@@ -469,7 +474,7 @@ def test_index_file_of_the_earlier_8bit_kind_still_loads_and_searches(tmp_path):
     old.add(np.arange(1, 3001), x)
     old.save(tmp_path / "ix", owner="c")
     back = VectorIndex.load(tmp_path / "ix", DIM, owner="c")
-    assert back.kind == IVF_SQ8 and back.is_ivf and back.nlist == 16
+    assert back.kind == IVF_SQ8 == "ivf-sq8" and back.is_ivf and back.nlist == 16
     _, rowids = back.search(x[:5], 1)
     assert rowids[:, 0].tolist() == [1, 2, 3, 4, 5]
     assert 0 < back.score_error(x[:1])[0] < 0.01          # 8-bit steps, a quarter of 6-bit

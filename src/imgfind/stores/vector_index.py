@@ -47,7 +47,7 @@ __all__ = ["FLAT", "IVF", "VectorIndex", "code_error", "ivf_nlist"]
 
 FLAT = "flat"
 IVF = "ivf-sq6"
-IVF_SQ8 = "ivf-sq6"          # the kind built before 6-bit codes; still loaded and searched
+IVF_SQ8 = "ivf-sq8"          # the kind built before 6-bit codes; still loaded and searched
 _IVF_KINDS = (IVF, IVF_SQ8)
 
 

@@ -19,7 +19,7 @@ A filter seen once is only remembered, so one-off filters never pay the read.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +33,10 @@ MAX_ROWS = 20_000
 EXACT_ROWS = 2_048
 BUDGET_BYTES = 48 << 20
 
-Loader = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+#: rowids wanted -> (rowids found, float32 vectors) chunks, in rowid order
+Chunks = Callable[[np.ndarray], Iterable[tuple[np.ndarray, np.ndarray]]]
+#: rowids wanted -> their MatchSet (the store builds it inside one read snapshot)
+Builder = Callable[[np.ndarray], "MatchSet"]
 
 
 @dataclass(frozen=True)
@@ -53,21 +56,56 @@ class MatchSet:
         return own + int(self.codes.ntotal) * int(self.codes.code_size)
 
     @classmethod
-    def of(cls, rowids: np.ndarray, vectors: np.ndarray) -> MatchSet:
-        if len(rowids) <= EXACT_ROWS:
-            return cls(rowids, vectors=np.ascontiguousarray(vectors, dtype=np.float32))
-        import faiss
+    def of(cls, wanted: np.ndarray, chunks: Chunks) -> MatchSet:
+        """The set of rows ``wanted``, read through ``chunks`` (called twice for codes:
+        the caller holds one read snapshot across both)."""
+        if len(wanted) <= EXACT_ROWS:
+            parts = list(chunks(wanted))
+            if not parts:
+                return cls(np.empty(0, dtype=np.int64), vectors=np.empty((0, 0), np.float32))
+            return cls(np.concatenate([p[0] for p in parts]),
+                       vectors=np.concatenate([p[1] for p in parts]))
+        return _encoded(wanted, chunks)
 
-        x = np.ascontiguousarray(vectors, dtype=np.float32)
-        # An IVF with one list, not IndexScalarQuantizer: the flat SQ index opens an OpenMP
-        # team even for one query, which on a busy 2-core machine cost 20 ms a query where
-        # IVF's single-query path (no team) takes under 1.
-        codes = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(x.shape[1]), x.shape[1], 1,
-                                              faiss.ScalarQuantizer.QT_8bit,
-                                              faiss.METRIC_INNER_PRODUCT, False)
-        codes.train(x)
-        codes.add(x)
-        return cls(rowids, codes=codes)
+
+def _encoded(wanted: np.ndarray, chunks: Chunks) -> MatchSet:
+    """8-bit codes of the rows, encoded chunk by chunk: never the whole set as float32.
+
+    The quantizer is trained as faiss trains QT_8bit (per-dimension min and range
+    of the data), from a first pass; the second pass encodes. Held in an IVF with
+    one list, not IndexScalarQuantizer: the flat SQ index opens an OpenMP team
+    even for one query, which on a busy 2-core machine cost 20 ms a query where
+    IVF's single-query path (no team) takes under 1.
+    """
+    import faiss
+
+    lo = hi = None
+    rowids = []
+    for ids, x in chunks(wanted):
+        rowids.append(ids)
+        lo = x.min(axis=0) if lo is None else np.minimum(lo, x.min(axis=0))
+        hi = x.max(axis=0) if hi is None else np.maximum(hi, x.max(axis=0))
+    assert lo is not None and hi is not None           # more than EXACT_ROWS rows wanted
+    found = np.concatenate(rowids)
+    dim = len(lo)
+    index: Any = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(dim), dim, 1,
+                                          faiss.ScalarQuantizer.QT_8bit,
+                                          faiss.METRIC_INNER_PRODUCT, False)
+    faiss.copy_array_to_vector(np.concatenate([lo, hi - lo]).astype(np.float32),
+                               index.sq.trained)
+    index.quantizer.add(np.zeros((1, dim), dtype=np.float32))
+    index.is_trained = True
+    codes = np.empty((len(found), index.code_size), dtype=np.uint8)
+    n = 0
+    for ids, x in chunks(found):
+        codes[n:n + len(ids)] = index.sq.compute_codes(np.ascontiguousarray(x))
+        n += len(ids)
+    if n != len(found):
+        raise RuntimeError("match set changed between reads")   # the caller's snapshot
+    at = np.arange(n, dtype=np.int64)                            # ids: positions in rowids
+    index.invlists.add_entries(0, n, faiss.swig_ptr(at), faiss.swig_ptr(codes))
+    index.ntotal = n
+    return MatchSet(found, codes=index)
 
 
 class MatchVectors:
@@ -78,7 +116,7 @@ class MatchVectors:
         self._entries: OrderedDict[Any, tuple[Any, MatchSet | None]] = OrderedDict()
         self._bytes = 0
 
-    def get(self, node: Any, version: Any, match: Match, load: Loader) -> MatchSet | None:
+    def get(self, node: Any, version: Any, match: Match, build: Builder) -> MatchSet | None:
         """The rows of ``match``, or None the first time this filter is seen at
         ``version`` (or when it matches too many rows)."""
         n = match.count
@@ -91,7 +129,7 @@ class MatchVectors:
         if entry is None or entry[0] != version:
             self._put(node, (version, None))     # seen once: remember, do not load
             return None
-        found = MatchSet.of(*load(np.flatnonzero(match.bits)))
+        found = build(np.flatnonzero(match.bits))
         self._put(node, (version, found))
         return found
 

@@ -76,7 +76,7 @@ class SearchPlanner(IndexSync):
                 return self._search_all(ix, q, k, excluded)
             match = (self._cached_match(node, ix) if cacheable(node)
                      else Match.of(self._sql_match(node)))
-            small = self._match_vectors.get(node, (ix.seq, self.dim), match, self._load_vectors)
+            small = self._match_vectors.get(node, (ix.seq, self.dim), match, self._match_set)
             if small is not None and small.vectors is not None:
                 return self._search_exact(q, k, small.rowids, small.vectors, excluded)
             if small is not None:
@@ -102,6 +102,10 @@ class SearchPlanner(IndexSync):
         else:
             top = np.broadcast_to(np.arange(len(rowids)), (len(q), len(rowids)))
         return self._finish(np.take_along_axis(scores, top, axis=1), rowids[top], k, excluded)
+
+    def _match_set(self, wanted: np.ndarray) -> MatchSet:
+        with self._tx("DEFERRED"):        # both reads of the set see one snapshot
+            return MatchSet.of(wanted, self._iter_vectors)
 
     def _search_codes(self, q: np.ndarray, k: int, small: MatchSet,
                       excluded: set[int]) -> list[list[tuple[str, float]]]:

@@ -121,24 +121,26 @@ class IndexSync(Staging):
             pass
 
     def _load_vectors(self, rowids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(rowids found, their float32 vectors), in rowid order.
-
-        Decoded a chunk at a time into one array: the blobs of a whole match set
-        at once (and their join) would double the memory a load needs.
-        """
-        ordered = np.sort(rowids).tolist()
-        got = np.empty(len(ordered), dtype=np.int64)
-        out = np.empty((len(ordered), self.dim), dtype=np.float32)
+        """(rowids found, their float32 vectors), in rowid order."""
+        got = np.empty(len(rowids), dtype=np.int64)
+        out = np.empty((len(rowids), self.dim), dtype=np.float32)
         n = 0
-        for chunk in _chunks(ordered, 4096):
-            rows = self._con.execute(
-                f"SELECT rowid, v FROM vectors WHERE rowid IN ({_qs(len(chunk))})",
-                chunk).fetchall()
-            ids = [r[0] for r in rows]
-            got[n:n + len(rows)] = ids
-            out[n:n + len(rows)] = decode_vectors([r[1] for r in rows], self.dim, ids)
-            n += len(rows)
+        for ids, vecs in self._iter_vectors(rowids):
+            got[n:n + len(ids)], out[n:n + len(ids)] = ids, vecs
+            n += len(ids)
         return got[:n], out[:n]
+
+    def _iter_vectors(self, rowids: np.ndarray, chunk: int = 1024
+                      ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(rowids found, float32 vectors) ``chunk`` rows at a time, in rowid order: a
+        whole set's blobs at once (and their join) would double the memory of a load."""
+        for part in _chunks(np.sort(rowids).tolist(), chunk):
+            rows = self._con.execute(
+                f"SELECT rowid, v FROM vectors WHERE rowid IN ({_qs(len(part))})",
+                part).fetchall()
+            ids = [r[0] for r in rows]
+            yield (np.array(ids, dtype=np.int64),
+                   decode_vectors([r[1] for r in rows], self.dim, ids))
 
     def _nprobe(self, ix: VectorIndex) -> int:
         return min(ix.nlist, self.options.nprobe or ix.nprobe)
