@@ -92,6 +92,7 @@ from PIL import Image
 from ..errors import InvalidInput, ModelMismatch, ModelUnavailable
 from . import ort_sessions, text_trim
 from .base import l2_normalize
+from .coalesce import Coalescer
 from .layouts import IMMICH, check_model_dir, detect_layout
 from .preprocess import ClipPreprocessor, preprocessor_from_hf, preprocessor_from_immich
 from .registry import get_preset
@@ -307,6 +308,8 @@ class OnnxClipEmbedder:
         self._text_lock = threading.RLock()  # _load_text re-enters via _encode
         #: vectors of the last ``text_cache`` texts queried (0: none; see text_cache)
         self.text_cache = TextVectorCache(text_cache)
+        #: concurrent queries' texts share tower runs (see coalesce)
+        self._text_runs: Coalescer[str] = Coalescer(self._run_texts)
 
     def _text_settings(self) -> tuple[int, bool]:
         """(context length, whether to canonicalize texts) from the folder's settings."""
@@ -551,7 +554,8 @@ class OnnxClipEmbedder:
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """(N, dim) float32 unit vectors for ``texts``; texts met recently come from
-        ``text_cache``, the others run through the text tower in one batch."""
+        ``text_cache``, the others run through the text tower in one batch (shared
+        with the texts of concurrent calls)."""
         if isinstance(texts, str):
             raise InvalidInput("embed_texts takes a list of strings, not a single string")
         if len(texts) == 0:
@@ -561,7 +565,7 @@ class OnnxClipEmbedder:
         keys = [self._clean(t) for t in texts]
         cached = [self.text_cache.get(k) for k in keys]
         missing = list(dict.fromkeys(k for k, v in zip(keys, cached) if v is None))
-        fresh = dict(zip(missing, self._run_texts(missing))) if missing else {}
+        fresh = dict(zip(missing, self._text_runs(missing))) if missing else {}
         for k, v in fresh.items():
             self.text_cache.put(k, v)
         return np.stack([fresh[k] if v is None else v for k, v in zip(keys, cached)])
@@ -588,7 +592,7 @@ class OnnxClipEmbedder:
                     self._packing.start()
         self._text_queries += 1
 
-    def _run_texts(self, texts: Sequence[str]) -> np.ndarray:
+    def _run_texts(self, texts: list[str]) -> np.ndarray:
         ids, mask = self._encode(texts)
         if self._trim:
             n = int(mask.sum(axis=1).max())
