@@ -158,6 +158,7 @@ def _save(fig: Any, img: Path, name: str) -> str:
 
 #: one colour per system across every plot
 COLORS = {"imgfind": "tab:blue", "faiss-flat": "tab:orange", "faiss-hnsw32": "tab:green",
+          "faiss-ivf": "tab:olive",
           "lancedb": "tab:red", "chroma": "tab:purple", "milvus-lite": "tab:brown"}
 #: imgfind's latency bar per curve (issue 9: unfiltered 0.5 ms at 1M, every filter 2 ms)
 LATENCY_TARGET_MS = {"all": P50_1M_MS, "group": FILTER_P50_MS, "bucket": FILTER_P50_MS,

@@ -252,6 +252,47 @@ class FaissHNSW(FaissFlat):
         self._sel.clear()
 
 
+class FaissIVF(FaissFlat):
+    """faiss IVF-Flat (exact distances within the probed lists): the raw faiss form of
+    imgfind's own index, without a store around it, so the engine-overhead reference."""
+
+    name = "faiss-ivf"
+    filter_mode = "IDSelectorBitmap while scanning the probed lists"
+    delete_mode = "remove_ids"
+
+    def settings(self, n: int) -> list[Setting]:
+        return [{"label": f"nprobe{p}", "nprobe": p} for p in (1, 2, 4, 8, 16, 32)]
+
+    def build(self, path: Path, ds: Dataset) -> dict[str, float]:
+        import faiss
+
+        path.mkdir(parents=True, exist_ok=True)
+        nlist = int(max(8, min(4096, 2 * math.sqrt(ds.n), ds.n / 39)))  # as imgfind's
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(ds.dim), ds.dim, nlist,
+                                   faiss.METRIC_INNER_PRODUCT)
+        t0 = time.perf_counter()
+        rng = np.random.default_rng(0)
+        take = np.sort(rng.choice(ds.n, size=min(ds.n, 40 * nlist), replace=False))
+        train = np.concatenate([x[take[(take >= s) & (take < s + len(x))] - s]
+                                for s, x in ds.chunks()])
+        index.train(train)
+        del train
+        index_s = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        for start, x in ds.chunks():
+            index.add_with_ids(x, np.arange(start, start + len(x), dtype=np.int64))
+        insert_s = time.perf_counter() - t1
+        faiss.write_index(index, str(path / "index.faiss"))
+        for f, a in ds.labels().items():
+            np.save(path / f"{f}.npy", a)
+        return {"insert_s": insert_s, "index_s": index_s}
+
+    def _params(self, filt: Filter):
+        p = self.setting.get("nprobe", 8)
+        return self.faiss.SearchParametersIVF(nprobe=p, sel=self._selector(filt)) if filt \
+            else self.faiss.SearchParametersIVF(nprobe=p)
+
+
 # --------------------------------------------------------------------------- LanceDB
 class Lance(System):
     """LanceDB with an IVF_PQ index (its default ANN index) plus float re-rank."""
@@ -432,12 +473,13 @@ class Milvus(System):
 def _systems() -> dict[str, type[System]]:
     from .systems_milvus import ImgfindMilvus, MilvusLiteJSON
 
-    return {s.name: s for s in (Imgfind, FaissFlat, FaissHNSW, Lance, Chroma, Milvus,
+    return {s.name: s for s in (Imgfind, FaissFlat, FaissHNSW, FaissIVF, Lance, Chroma, Milvus,
                                 ImgfindMilvus, MilvusLiteJSON)}
 
 
 SYSTEMS: dict[str, type[System]] = _systems()
 #: import probe per system, to report a peer as unavailable (with the reason) before running it
 REQUIRES = {"imgfind": "imgfind.stores", "faiss-flat": "faiss", "faiss-hnsw32": "faiss",
+            "faiss-ivf": "faiss",
             "lancedb": "lancedb", "chroma": "chromadb", "milvus-lite": "pymilvus",
             "imgfind-milvus": "pymilvus", "milvus-lite-json": "pymilvus"}
