@@ -24,6 +24,7 @@ Example::
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import tempfile
@@ -68,13 +69,13 @@ def _imgfind(folder: Path, model: Path, home: Path, executor: Any = None) -> dic
     col.embedder.embed_pixels(np.zeros((1, 3, col.embedder.image_size,
                                         col.embedder.image_size), np.float32))
     load_s = time.perf_counter() - t
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     rep = col.add(folder, show_progress=False, executor=executor)
-    secs = time.perf_counter() - t
+    secs, cpu = time.perf_counter() - t, time.process_time() - cpu
     n = len(col)
     lib.close()
     return {"images": n, "seconds": secs, "images_per_s": n / secs, "model_load_s": load_s,
-            "errors": len(rep.errors)}
+            "errors": len(rep.errors), "cpu_ms_per_image": 1000 * cpu / n}
 
 
 def _naive(files: list[Path], model: Path, home: Path) -> dict[str, Any]:
@@ -86,16 +87,17 @@ def _naive(files: list[Path], model: Path, home: Path) -> dict[str, Any]:
     pre = emb.preprocessor()
     backend = open_backend(home)
     store = backend.create(CollectionInfo(name="naive", model=emb.name, dim=emb.dim))
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     for i, f in enumerate(files):
         with Image.open(f) as im:
             pixels = pre(im.convert("RGB"))
         v = emb.embed_pixels(pixels[None])[0]
         store.put([Record(id=str(i), source=str(f), vector=v)])
-    secs = time.perf_counter() - t
+    secs, cpu = time.perf_counter() - t, time.process_time() - cpu
     store.close()
     backend.close()
-    return {"images": len(files), "seconds": secs, "images_per_s": len(files) / secs}
+    return {"images": len(files), "seconds": secs, "images_per_s": len(files) / secs,
+            "cpu_ms_per_image": 1000 * cpu / len(files)}
 
 
 def _model_only(files: list[Path], model: Path, n: int) -> dict[str, Any]:
@@ -107,14 +109,86 @@ def _model_only(files: list[Path], model: Path, n: int) -> dict[str, Any]:
         one = pre(im.convert("RGB"))
     batch = np.stack([one] * BATCH)
     emb.embed_pixels(batch[:1])
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     done = 0
     while done < n:
         m = min(BATCH, n - done)
         emb.embed_pixels(batch[:m])
         done += m
-    secs = time.perf_counter() - t
-    return {"images": n, "seconds": secs, "images_per_s": n / secs, "batch": BATCH}
+    secs, cpu = time.perf_counter() - t, time.process_time() - cpu
+    return {"images": n, "seconds": secs, "images_per_s": n / secs, "batch": BATCH,
+            "cpu_ms_per_image": 1000 * cpu / n}
+
+
+#: passes over the photos for the per-phase CPU figures; each phase keeps its fastest pass
+PHASE_PASSES = 3
+
+
+def _phases(files: list[Path], model: Path, home: Path) -> dict[str, float]:
+    """CPU ms per image of each step of ``indexer.prepare`` and of the batch steps after it,
+    on one thread (thread CPU time, so other processes' load counts little), plus the
+    model's own CPU ms per image at the pipeline's batch size for scale.
+
+    Each step is the very call the pipeline makes; a phase's figure is its fastest of
+    ``PHASE_PASSES`` passes."""
+    import hashlib
+
+    from imgfind import imageio, indexer, metadata, sources
+    from imgfind.embedders import load_embedder
+    from imgfind.stores import open_backend
+    from imgfind.stores.base import CollectionInfo
+
+    emb = load_embedder(model_path=model)
+    pre = emb.preprocessor()
+    limits, draft = imageio.Limits(), indexer.draft_size(emb)
+    clock = time.thread_time
+    best: dict[str, float] = {}
+    for p in range(PHASE_PASSES):
+        took: dict[str, float] = {}
+
+        def timed(name: str, fn: Any, *args: Any, took: dict[str, float] = took,
+                  **kw: Any) -> Any:
+            t = clock()
+            out = fn(*args, **kw)
+            took[name] = took.get(name, 0.0) + clock() - t
+            return out
+
+        pixels = []
+        for f in files:
+            src = sources.Source(str(f), "file")
+            data = timed("read", sources.read_bytes, src, max_bytes=limits.max_bytes)
+            timed("sha256", lambda d: hashlib.sha256(d).hexdigest(), data)
+            timed("exif (open + read tags; inside decode)",
+                  lambda d: metadata.extract_exif(Image.open(io.BytesIO(d))), data)
+            decoded = timed("decode (JPEG draft, EXIF, orientation)", imageio.decode, data,
+                            limits=limits, min_size=draft)
+            px, preview = timed("resize + crop (model input, uint8)", pre.pixels_and_preview,
+                                decoded.image, imageio.THUMBNAIL_SIDE)
+            timed("thumbnail (resize + JPEG encode)", imageio.thumbnail, preview)
+            timed("file facts (stat)", metadata.file_facts, str(f))
+            pixels.append(px)
+        jobs = [indexer.PrepareJob(pre, limits, draft)(sources.Source(str(f), "file"))
+                for f in files]
+        ready = [j for j in jobs if isinstance(j, indexer.Prepared)]
+        backend = open_backend(home / f"phases-{p}")
+        store = backend.create(CollectionInfo(name="phases", model=emb.name, dim=emb.dim))
+        writer = indexer.Writer(store)
+        rng = np.random.default_rng(0)
+        for i in range(0, len(ready), BATCH):
+            batch = ready[i:i + BATCH]
+            timed("normalise to NCHW float32 (per batch)", pre.finish,
+                  np.stack(pixels[i:i + BATCH]))
+            vecs = rng.standard_normal((len(batch), emb.dim)).astype(np.float32)
+            vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+            timed("store write: SQLite rows + index (per batch)", writer.put, batch, vecs)
+        store.close()
+        backend.close()
+        for k, v in took.items():
+            best[k] = min(best.get(k, v), v)
+    out = {k: 1000 * v / len(files) for k, v in best.items()}
+    out["total outside the model"] = sum(
+        v for k, v in out.items() if not k.startswith("exif"))  # exif is inside decode
+    return out
 
 
 def _median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -268,6 +342,8 @@ def run(quick: bool, ray: bool = False) -> dict[str, Any]:
                                          ("12mp", big, big_files, n12)]:
             log(f"{label}: imgfind, naive loop, model-only on {count} photos, {REPS} times")
             fig[label] = _compare(folder, fl, model, tmpd, label, max(count, 4 * BATCH))
+            log(f"{label}: CPU per phase, {PHASE_PASSES} passes")
+            fig[label]["phases_cpu_ms_per_image"] = _phases(fl, model, tmpd / f"ph-{label}")
         log("int8 model")
         qmodel, how, gate = _quantized(model)
         fig["int8"] = {"how": how, "gate": gate}
@@ -280,9 +356,23 @@ def run(quick: bool, ray: bool = False) -> dict[str, Any]:
         f["ratio_naive"] = f["imgfind"]["images_per_s"] / f["naive"]["images_per_s"]
         # no pipeline beats the model on pre-made tensors: this caps ratio_naive
         f["ceiling_naive"] = f["model_only"]["images_per_s"] / f["naive"]["images_per_s"]
+        # CPU the whole run spent per image beyond what the model alone spends
+        f["cpu_ms_outside_model"] = (f["imgfind"]["cpu_ms_per_image"]
+                                     - f["model_only"]["cpu_ms_per_image"])
     res["figures"] = fig
+    titles = (("flickr", f"{n} Flickr8k photos"), ("12mp", f"{n12} 12 MP photos"))
+    phases = list(fig["flickr"]["phases_cpu_ms_per_image"])
+    res["tables"].append(table(
+        "CPU ms per image outside the model, by phase", ["phase", *(t for _, t in titles)],
+        [[ph, *(fig[lb]["phases_cpu_ms_per_image"][ph] for lb, _ in titles)] for ph in phases]
+        + [["whole run: imgfind - model-only CPU (all threads)",
+            *(fig[lb]["cpu_ms_outside_model"] for lb, _ in titles)],
+           ["model-only CPU (all threads)",
+            *(fig[lb]["model_only"]["cpu_ms_per_image"] for lb, _ in titles)]],
+        note=f"phases: one thread, fastest of {PHASE_PASSES} passes, thread CPU time; "
+             "whole run: process CPU time of the median runs"))
     rows = []
-    for label, title in (("flickr", f"{n} Flickr8k photos"), ("12mp", f"{n12} 12 MP photos")):
+    for label, title in titles:
         for way in ("imgfind", "naive", "model_only"):
             r = fig[label][way]
             rows.append([title, way, r["images"], r["seconds"], r["images_per_s"]])

@@ -358,6 +358,26 @@ def test_two_step_preprocessing_equals_one_step(clip: OnnxClipEmbedder) -> None:
     assert batch.min() < 0 < batch.max() < 5
 
 
+def test_pixels_and_preview(clip: OnnxClipEmbedder) -> None:
+    """The preview is the model's own resize when it shrank the photo and is big enough for
+    the thumbnail; the pixels are those of pixels() either way."""
+    pre = clip.preprocessor()
+    for im in photos(4):
+        px, preview = pre.pixels_and_preview(im, 256)
+        np.testing.assert_array_equal(px, pre.pixels(im))
+        np.testing.assert_array_equal(px, np.asarray(pre.resize(im)))
+        assert min(preview.size) == 224 and max(preview.size) >= 256
+        assert preview.size != im.size and preview.mode == "RGB"
+    photo = photos(1)[0]
+    assert pre.pixels_and_preview(photo, 400)[1] is photo  # too small for a 400 px thumbnail
+    small = Image.new("RGB", (100, 80), "red")  # enlarged for the model: never a preview
+    px, preview = pre.pixels_and_preview(small, 64)
+    assert preview is small and px.shape == (224, 224, 3)
+    grey = photo.convert("L")
+    np.testing.assert_array_equal(pre.pixels_and_preview(grey, 256)[0], pre.pixels(grey))
+    assert pre.pixels_and_preview(grey, 256)[1].mode == "RGB"
+
+
 def test_squash_resize_mode() -> None:
     pre = ClipPreprocessor(64, [0.5] * 3, [0.5] * 3, "bilinear", "squash")
     left_red = Image.new("RGB", (300, 100), "blue")

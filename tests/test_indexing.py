@@ -236,3 +236,36 @@ def test_exist_ok_with_another_model_names_both(col):
 def test_inserting_a_folder_says_it_is_a_directory(col, tmp_path):
     with pytest.raises(imgfind.errors.SourceError, match="is a directory"):
         col.insert(tmp_path)
+
+
+def test_thumbnails_from_the_model_resize_look_like_the_photo(library, tmp_path):
+    """Indexing makes thumbnails from the model's resized picture (cheaper): still 256 px,
+    the photo's shape and colours, never an enlarged small image; vectors are unchanged."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from imgfind.imageio import THUMBNAIL_SIDE, load_image, thumbnail
+
+    folder = tmp_path / "p"
+    files = photos(folder, 6)
+    Image.new("RGB", (100, 80), (200, 30, 30)).save(folder / "small.png")
+    col = library.create_collection("thumbs")
+    report = col.add(folder, show_progress=False)
+    assert (report.indexed, report.errors) == (7, [])
+    by_source = {it.source: it for it in col.items(limit=100)}
+    for f in files:
+        item = by_source[str(f)]
+        got = Image.open(io.BytesIO(col.thumbnail(item.id)))
+        full = Image.open(io.BytesIO(thumbnail(load_image(f))))
+        assert max(got.size) == THUMBNAIL_SIDE
+        assert abs(got.width - full.width) <= 1 and abs(got.height - full.height) <= 1
+        same = got.resize(full.size, Image.Resampling.BILINEAR)  # sizes may differ by 1 px
+        diff = np.abs(np.asarray(same, np.int16) - np.asarray(full, np.int16))
+        assert diff.mean() < 8, (f.name, diff.mean())  # 1.1-5.2 on the first 40 photos
+        expected = col.embedder.embed_images([load_image(f)])[0]
+        stored = col.vector(item.id)  # kept at the store's own precision
+        assert float(stored @ expected) / float(np.linalg.norm(stored)) > 0.99999
+    small = Image.open(io.BytesIO(col.thumbnail(by_source[str(folder / "small.png")].id)))
+    assert small.size == (100, 80)

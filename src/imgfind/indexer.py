@@ -108,11 +108,13 @@ def prepare(src: Source, preprocessor: Preprocessor, *, limits: imageio.Limits =
                               allow_private=allow_private_urls)
     decoded = imageio.decode(data, limits=limits, min_size=min_size)
     facts = metadata.file_facts(src.ref) if src.kind == "file" else dict(src.facts or {})
+    # the thumbnail comes from the model's resized picture when that is big enough
+    pixels, preview = preprocessor.pixels_and_preview(decoded.image, imageio.THUMBNAIL_SIDE)
     return Prepared(
-        source=src, pixels=preprocessor.pixels(decoded.image),
+        source=src, pixels=pixels,
         sha256=hashlib.sha256(data).hexdigest(), width=decoded.width, height=decoded.height,
         format=decoded.format, exif=decoded.exif, file=facts,
-        thumbnail=imageio.thumbnail(decoded.image),
+        thumbnail=imageio.thumbnail(preview),
         original=None if src.kind == "file" else data, metadata=dict(src.metadata), id=src.id,
     )
 

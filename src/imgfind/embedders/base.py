@@ -31,6 +31,13 @@ class Preprocessor(Protocol):
         """One image -> compact pixels (e.g. uint8 (S, S, 3))."""
         ...
 
+    def pixels_and_preview(self, image: Image.Image,
+                           side: int) -> tuple[np.ndarray, Image.Image]:
+        """``pixels(image)``, plus the smallest picture made on the way that still
+        shows the whole image at least ``side`` px long (``image`` itself if none):
+        indexing makes the thumbnail from it, which is cheaper than from ``image``."""
+        ...
+
     def finish(self, batch: np.ndarray) -> np.ndarray:
         """Stacked ``pixels`` outputs (N, ...) -> model input for ``embed_pixels``."""
         ...

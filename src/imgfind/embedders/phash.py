@@ -51,6 +51,11 @@ class PHashPreprocessor:
         gray = image.convert("L").resize((IMG_SIZE, IMG_SIZE), Image.Resampling.LANCZOS)
         return np.asarray(gray, dtype=np.uint8)
 
+    def pixels_and_preview(self, image: Image.Image,
+                           side: int) -> tuple[np.ndarray, Image.Image]:
+        """:meth:`pixels`, and ``image`` itself: 32 px is too small for any thumbnail."""
+        return self.pixels(image), image
+
     def finish(self, batch: np.ndarray) -> np.ndarray:
         return np.asarray(batch, dtype=np.float32)
 

@@ -65,9 +65,8 @@ class ClipPreprocessor:
         """Side of the square the model receives."""
         return self.crop_size
 
-    def resize(self, image: Image.Image) -> Image.Image:
-        """Resize + center crop an RGB image to ``output_size`` x ``output_size`` uint8 pixels."""
-        resample = _RESAMPLING[self.interpolation]
+    def scale(self, image: Image.Image) -> Image.Image:
+        """The resize step alone: the whole picture at the model's scale, not yet cropped."""
         size = self.size
         w, h = image.size
         if self.resize_mode == "squash":
@@ -78,19 +77,47 @@ class ClipPreprocessor:
             new_w, new_h = size, int(size * h / w)
         else:
             new_w, new_h = int(size * w / h), size
-        if (new_w, new_h) != (w, h):
-            image = image.resize((new_w, new_h), resample=resample)
-        crop = self.crop_size
-        if (new_w, new_h) == (crop, crop):
+        if (new_w, new_h) == (w, h):
             return image
-        left, top = (new_w - crop) // 2, (new_h - crop) // 2
-        return image.crop((left, top, left + crop, top + crop))
+        return image.resize((new_w, new_h), resample=_RESAMPLING[self.interpolation])
+
+    def crop(self, scaled: Image.Image) -> Image.Image:
+        """The center crop step: :meth:`scale`'s output -> ``output_size`` square."""
+        crop = self.crop_size
+        w, h = scaled.size
+        if (w, h) == (crop, crop):
+            return scaled
+        left, top = (w - crop) // 2, (h - crop) // 2
+        return scaled.crop((left, top, left + crop, top + crop))
+
+    def resize(self, image: Image.Image) -> Image.Image:
+        """Resize + center crop an RGB image to ``output_size`` x ``output_size`` uint8 pixels."""
+        return self.crop(self.scale(image))
 
     def pixels(self, image: Image.Image) -> np.ndarray:
         """Resized and cropped uint8 (S, S, 3) pixels, not yet normalized."""
+        return self.pixels_and_preview(image, 0)[0]
+
+    def pixels_and_preview(self, image: Image.Image,
+                           side: int) -> tuple[np.ndarray, Image.Image]:
+        """:meth:`pixels`, and the cheapest picture to make a ``side`` px thumbnail from.
+
+        That is the resized, uncropped picture when it shrank the image and is
+        still at least ``side`` px long, else ``image`` itself: a 500x375 photo
+        for a 224 px model gives its 298x224 resize, from which a 256 px
+        thumbnail costs half of what it does from the photo.
+
+        >>> pre = ClipPreprocessor(224, [0.5] * 3, [0.5] * 3)
+        >>> px, preview = pre.pixels_and_preview(Image.new("RGB", (500, 375)), 256)
+        >>> px.shape, preview.size
+        ((224, 224, 3), (298, 224))
+        """
         if image.mode != "RGB":
             image = image.convert("RGB")
-        return np.asarray(self.resize(image), dtype=np.uint8)
+        scaled = self.scale(image)
+        pixels = np.asarray(self.crop(scaled), dtype=np.uint8)
+        smaller = scaled.width <= image.width and scaled.height <= image.height
+        return pixels, scaled if smaller and max(scaled.size) >= side else image
 
     def finish(self, batch: np.ndarray) -> np.ndarray:
         """(N, S, S, 3) uint8 from :meth:`pixels` -> (N, 3, S, S) normalized float32.
