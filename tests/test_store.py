@@ -478,3 +478,28 @@ def test_index_file_of_the_earlier_8bit_kind_still_loads_and_searches(tmp_path):
     _, rowids = back.search(x[:5], 1)
     assert rowids[:, 0].tolist() == [1, 2, 3, 4, 5]
     assert 0 < back.score_error(x[:1])[0] < 0.01          # 8-bit steps, a quarter of 6-bit
+
+
+def test_exact_index_numpy_search_matches_faiss_with_and_without_a_filter():
+    import faiss
+
+    rng = np.random.default_rng(3)
+    ix = VectorIndex.empty(DIM)
+    x = clustered(3000)
+    ids = np.arange(1, 3001) * 3
+    ix.add(ids, x)
+    ix.remove(ids[:200])                      # positions shift: the id map must follow
+    ix.add(np.array([9001, 9002]), x[:2])
+    q = clustered(5, seed=4)
+    allow = rng.random(9003) < 0.05
+    packed = np.packbits(allow, bitorder="little")
+    sel = faiss.IDSelectorBitmap(len(packed), faiss.swig_ptr(packed))
+    for k in (10, 500):
+        got = ix.search(q, k)                 # numpy over faiss's storage
+        ref = ix.index.search(q, k)
+        assert np.array_equal(got[1], ref[1]) and np.allclose(got[0], ref[0], atol=1e-5)
+        got = ix.search(q, k, selector=sel, allow=allow)
+        ref = ix.index.search(q, k, params=faiss.SearchParameters(sel=sel))
+        assert np.array_equal(got[1], ref[1])
+        found = got[1] >= 0
+        assert np.allclose(got[0][found], ref[0][found], atol=1e-5)

@@ -215,8 +215,13 @@ class VectorIndex:
         return int(self.index.remove_ids(sel))
 
     def search(self, queries: np.ndarray, k: int, selector: faiss.IDSelector | None = None,
-               nprobe: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, rowids), each (len(queries), k); rowid -1 where fewer than k were found."""
+               nprobe: int | None = None, allow: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, rowids), each (len(queries), k); rowid -1 where fewer than k were found.
+
+        ``allow`` (a bool per rowid, the same rows as ``selector``) lets the exact
+        index filter without faiss (see :meth:`_flat_search`).
+        """
         q = np.ascontiguousarray(queries, dtype=np.float32)
         params: Any
         if self.is_ivf:
@@ -228,13 +233,14 @@ class VectorIndex:
                 params = self._params.get(probe)
                 if params is None:
                     params = self._params[probe] = _faiss().SearchParametersIVF(nprobe=probe)
-        elif selector is None and len(q) <= _NUMPY_QUERIES:
-            return self._flat_search(q, k)
+        elif (selector is None or allow is not None) and len(q) <= _NUMPY_QUERIES:
+            return self._flat_search(q, k, allow)
         else:
             params = _faiss().SearchParameters(sel=selector) if selector is not None else None
         return self.index.search(q, k, params=params)
 
-    def _flat_search(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def _flat_search(self, q: np.ndarray, k: int, allow: np.ndarray | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
         """The exact index searched by numpy over faiss's own storage (no copy).
 
         faiss's flat search opens an OpenMP team even for one query; on a busy
@@ -252,6 +258,15 @@ class VectorIndex:
         if self._flat_ids is None:
             self._flat_ids = faiss.vector_to_array(self.index.id_map)
         s = np.einsum("ij,kj->ik", q, xb)
+        if allow is not None:
+            ids = self._flat_ids
+            ok = np.zeros(n, dtype=bool)
+            inside = ids < len(allow)
+            ok[inside] = allow[ids[inside]]
+            s[:, ~ok] = -np.inf
+            n_ok = int(np.count_nonzero(ok))
+        else:
+            n_ok = n
         m = min(k, n)
         top = np.argpartition(-s, m - 1, axis=1)[:, :m] if m < n else \
             np.broadcast_to(np.arange(n), (len(q), n))
@@ -259,6 +274,8 @@ class VectorIndex:
         order = np.argsort(-top_s, axis=1, kind="stable")
         scores[:, :m] = np.take_along_axis(top_s, order, axis=1)
         rowids[:, :m] = self._flat_ids[np.take_along_axis(top, order, axis=1)]
+        rowids[:, min(m, n_ok):] = -1          # not allowed: as faiss's selector, no row
+        scores[:, min(m, n_ok):] = -np.inf
         return scores, rowids
 
     def save(self, path: str | Path, owner: str = "") -> None:

@@ -174,7 +174,7 @@ class SearchPlanner(IndexSync):
 
         sel = faiss.IDSelectorBitmap(len(match.packed), faiss.swig_ptr(match.packed))
         if ix.kind == FLAT:
-            scores, rowids = ix.search(q, min(k, match.count), selector=sel)
+            scores, rowids = ix.search(q, min(k, match.count), selector=sel, allow=match.bits)
             return self._finish(scores, rowids, k, set())
         depth = min(rerank_depth(k), match.count)
         per_list = match.count / ix.nlist
