@@ -250,6 +250,7 @@ class OnnxClipEmbedder:
 
     See the module docstring for the layouts. Each tower loads on first use, so
     indexing never pays for the text tower and a text query never loads the image tower.
+    ``text_cache``: how many recent query texts keep their vectors (0: none).
 
     >>> emb = OnnxClipEmbedder("models/ViT-B-32__openai", threads=2)   # doctest: +SKIP
     >>> emb.embed_images([Image.open("cat.jpg")]).shape                 # doctest: +SKIP
