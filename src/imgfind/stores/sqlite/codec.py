@@ -113,12 +113,18 @@ def _normalize(v: np.ndarray, what: str) -> np.ndarray:
 _READ_COLS = _ITEM_COLS + ", ocr, ocr_lines"
 
 
+def _obj(text: str) -> dict[str, Any]:
+    # Most items have no EXIF or user metadata: skip the decoder for the empty object
+    # (search hits read three of these per item).
+    return {} if text == "{}" else json.loads(text)
+
+
 def _item(row: Sequence[Any]) -> Item:
     ocr = None
     if row[13] is not None:
         ocr = {"text": row[13], **(json.loads(row[14]) if row[14] else {"lines": []})}
-    return Item(id=row[0], source=row[1], metadata=json.loads(row[2]),
-                exif=json.loads(row[3]), file=json.loads(row[4]), width=row[5],
+    return Item(id=row[0], source=row[1], metadata=_obj(row[2]),
+                exif=_obj(row[3]), file=_obj(row[4]), width=row[5],
                 height=row[6], format=row[7], sha256=row[8], taken=row[9],
                 stored=bool(row[10]), added=row[11], updated=row[12], ocr=ocr)
 
