@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from . import imageio
-from .errors import InvalidInput, NotSupported
+from .errors import Busy, InvalidInput, NotSupported
 from .indexer import Failed, Pipeline, Prepared, PrepareJob, ProgressCallback, Writer, draft_size
 from .sources import Source
 from .types import IndexReport
@@ -180,10 +180,24 @@ class _ray_session:
             address = self.options.address
             kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
                                       "logging_level": logging.WARNING}
-            if address in (None, "", "local"):
-                ray.init(num_cpus=self.options.cpus, **kwargs)
-            else:
-                ray.init(address=address, **kwargs)
+            local = address in (None, "", "local")
+            # A local head waits a fixed time for its GCS server to come up; on a busy
+            # machine that wait can run out once (seen at load 6 on 2 cores), so try
+            # again before giving up, and then say so in our own words.
+            for attempt in range(3 if local else 1):
+                try:
+                    if local:
+                        ray.init(num_cpus=self.options.cpus, **kwargs)
+                    else:
+                        ray.init(address=address, **kwargs)
+                    break
+                except (RuntimeError, ConnectionError) as e:
+                    ray.shutdown()
+                    if attempt == (2 if local else 0):
+                        where = "a local Ray" if local else f"the Ray cluster at {address}"
+                        raise Busy(f"could not start {where}: {e}; retry when the machine "
+                                   "is less busy (or index without --ray)",
+                                   retry_after=10) from e
             self.started = True
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False  # imgfind draws its own bar
