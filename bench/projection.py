@@ -64,7 +64,8 @@ def project(store: dict[str, Any]) -> list[str]:
         f"| build (insert + index) | {build_s / 60:.0f} min | 10 x ({insert_1m:.0f} s insert + "
         f"{big['build']['index_s']:.0f} s IVF at 1M); IVF add is linear, training "
         "uses a fixed sample |",
-        f"| index settings | IVF{nlist10} + SQ8 codes, float32 re-rank | `ivf_nlist` caps at "
+        f"| index settings | IVF{nlist10} + 6-bit SQ codes, re-rank of the candidates within "
+        "the codes' error bound from float16 rows | `ivf_nlist` caps at "
         f"{nlist10} lists: {TARGET_N // nlist10:,} codes a list (1M: "
         f"{1_000_000 // ivf_nlist(1_000_000):,}) |",
         f"| p50, nprobe {nprobe_big} (1M's tuned value) | {p50(nprobe_big):.1f} ms | "
