@@ -228,7 +228,7 @@ class FaissHNSW(FaissFlat):
     ef_construction = 40
 
     def settings(self, n: int) -> list[Setting]:
-        return [{"label": f"ef{e}", "efSearch": e} for e in (16, 32, 64, 128, 256)]
+        return [{"label": f"ef{e}", "efSearch": e} for e in (16, 32, 64, 128, 256, 512)]
 
     def _index(self, dim: int):
         import faiss
@@ -261,7 +261,7 @@ class FaissIVF(FaissFlat):
     delete_mode = "remove_ids"
 
     def settings(self, n: int) -> list[Setting]:
-        return [{"label": f"nprobe{p}", "nprobe": p} for p in (1, 2, 4, 8, 16, 32)]
+        return [{"label": f"nprobe{p}", "nprobe": p} for p in (1, 2, 4, 8, 16, 32, 64, 128)]
 
     def build(self, path: Path, ds: Dataset) -> dict[str, float]:
         import faiss
