@@ -378,6 +378,22 @@ def test_filters_on_ocr_text_see_the_ocr_pass(store):
     assert [h[0] for h in got] == ["r4"]
 
 
+def _spy_reads(s) -> list[int]:
+    """The row count of every vector read made while building a match set, from now on."""
+    loads: list[int] = []
+    build, read = s._match_set, s._iter_vectors
+
+    def counted_build(wanted):
+        s._iter_vectors = lambda r, *a: (loads.append(len(r)), read(r, *a))[1]
+        try:
+            return build(wanted)
+        finally:
+            s._iter_vectors = read
+
+    s._match_set = counted_build
+    return loads
+
+
 def test_repeated_small_filters_are_scored_exactly_from_memory(tmp_path):
     b = open_backend(tmp_path, LOW)
     s = b.create(CollectionInfo(name="c", model="toy", dim=DIM))
@@ -388,9 +404,7 @@ def test_repeated_small_filters_are_scored_exactly_from_memory(tmp_path):
     keep = np.arange(3000) % 100 == 7
     stored = s.vectors([f"r{i}" for i in range(3000)])   # exact over what is stored (float16)
     s.search(q, 10)                                        # builds the vector index
-    loads: list[int] = []
-    real = s._iter_vectors
-    s._iter_vectors = lambda r: (loads.append(len(r)), real(r))[1]   # type: ignore[method-assign]
+    loads = _spy_reads(s)
     for _ in range(3):
         got = s.search(q, 10, where=where)
         assert [[h[0] for h in g] for g in got] == exact_top(stored, q, 10, keep)
@@ -420,9 +434,7 @@ def test_repeated_larger_filters_scan_codes_and_still_return_the_exact_top(tmp_p
     keep = np.arange(6000) % 2 == 1
     stored = s.vectors([f"r{i}" for i in range(6000)])   # exact over what is stored (float16)
     s.search(q, 10)                          # builds the vector index
-    loads: list[int] = []
-    real = s._iter_vectors
-    s._iter_vectors = lambda r: (loads.append(len(r)), real(r))[1]   # type: ignore[method-assign]
+    loads = _spy_reads(s)
     for _ in range(3):                       # seen once, loaded, then served from memory
         got = s.search(q, 10, where={"half": 1})
         assert [[h[0] for h in g] for g in got] == exact_top(stored, q, 10, keep)

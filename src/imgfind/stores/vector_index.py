@@ -43,7 +43,7 @@ import numpy as np
 if TYPE_CHECKING:
     import faiss
 
-__all__ = ["FLAT", "IVF", "VectorIndex", "code_error", "ivf_nlist"]
+__all__ = ["FLAT", "IVF", "VectorIndex", "code_error", "exact_top", "ivf_nlist"]
 
 FLAT = "flat"
 IVF = "ivf-sq6"
@@ -241,42 +241,23 @@ class VectorIndex:
 
     def _flat_search(self, q: np.ndarray, k: int, allow: np.ndarray | None = None
                      ) -> tuple[np.ndarray, np.ndarray]:
-        """The exact index searched by numpy over faiss's own storage (no copy).
-
-        faiss's flat search opens an OpenMP team even for one query; on a busy
-        2-core machine waiting for the second thread took 29 ms at 10k vectors,
-        where this single-threaded product takes about 1.
-        """
+        """The exact index searched by numpy over faiss's own storage (no copy): faiss's
+        flat search opens an OpenMP team even for one query (see :func:`exact_top`)."""
         n = self.ntotal
-        scores = np.full((len(q), k), -np.inf, dtype=np.float32)
-        rowids = np.full((len(q), k), -1, dtype=np.int64)
-        if n == 0 or k == 0:
-            return scores, rowids
+        if n == 0:
+            return exact_top(q, np.empty((0, self.dim), np.float32), np.empty(0, np.int64), k)
         faiss = _faiss()
         flat = faiss.downcast_index(self.index.index)
         xb = faiss.rev_swig_ptr(flat.get_xb(), n * self.dim).reshape(n, self.dim)
         if self._flat_ids is None:
             self._flat_ids = faiss.vector_to_array(self.index.id_map)
-        s = np.einsum("ij,kj->ik", q, xb)
+        ids = self._flat_ids
+        ok = None
         if allow is not None:
-            ids = self._flat_ids
             ok = np.zeros(n, dtype=bool)
             inside = ids < len(allow)
             ok[inside] = allow[ids[inside]]
-            s[:, ~ok] = -np.inf
-            n_ok = int(np.count_nonzero(ok))
-        else:
-            n_ok = n
-        m = min(k, n)
-        top = np.argpartition(-s, m - 1, axis=1)[:, :m] if m < n else \
-            np.broadcast_to(np.arange(n), (len(q), n))
-        top_s = np.take_along_axis(s, top, axis=1)
-        order = np.argsort(-top_s, axis=1, kind="stable")
-        scores[:, :m] = np.take_along_axis(top_s, order, axis=1)
-        rowids[:, :m] = self._flat_ids[np.take_along_axis(top, order, axis=1)]
-        rowids[:, min(m, n_ok):] = -1          # not allowed: as faiss's selector, no row
-        scores[:, min(m, n_ok):] = -np.inf
-        return scores, rowids
+        return exact_top(q, xb, ids, k, ok)
 
     def save(self, path: str | Path, owner: str = "") -> None:
         """Write atomically: a kill at any moment leaves the old file or the new one.
@@ -331,6 +312,42 @@ class VectorIndex:
             raise ValueError("index file does not match its header")
         return cls(index, h["kind"], dim, seq=int(h["seq"]), max_rowid=int(h["max_rowid"]),
                    nprobe=int(h["nprobe"]), trained_for=int(h["trained_for"]))
+
+
+def exact_top(q: np.ndarray, x: np.ndarray, ids: np.ndarray, k: int,
+              ok: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-``k`` by inner product of queries ``q`` over rows ``x`` (ids ``ids``).
+
+    (scores, ids), each (len(q), k), best first; -inf and -1 past the rows there
+    are, or past those ``ok`` (a bool per row) allows. One single-threaded einsum,
+    not BLAS or faiss: their threads (an OpenMP team even for one query) made a
+    10k-row search 29-46 ms on a busy 2-core machine where this takes about 1-6.
+
+    >>> s, i = exact_top(np.eye(2, dtype=np.float32)[:1], np.eye(2, dtype=np.float32),
+    ...                  np.array([7, 9]), 3)
+    >>> i.tolist()
+    [[7, 9, -1]]
+    """
+    n = len(x)
+    scores = np.full((len(q), k), -np.inf, dtype=np.float32)
+    rowids = np.full((len(q), k), -1, dtype=np.int64)
+    if n == 0 or k == 0:
+        return scores, rowids
+    s = np.einsum("ij,kj->ik", q, x)
+    n_ok = n
+    if ok is not None:
+        s[:, ~ok] = -np.inf
+        n_ok = int(np.count_nonzero(ok))
+    m = min(k, n)
+    top = np.argpartition(-s, m - 1, axis=1)[:, :m] if m < n else \
+        np.broadcast_to(np.arange(n), (len(q), n))
+    top_s = np.take_along_axis(s, top, axis=1)
+    order = np.argsort(-top_s, axis=1, kind="stable")
+    scores[:, :m] = np.take_along_axis(top_s, order, axis=1)
+    rowids[:, :m] = ids[np.take_along_axis(top, order, axis=1)]
+    rowids[:, min(m, n_ok):] = -1          # not allowed: as faiss's selector, no row
+    scores[:, min(m, n_ok):] = -np.inf
+    return scores, rowids
 
 
 def code_error(sq: Any, queries: np.ndarray) -> np.ndarray:

@@ -27,8 +27,8 @@ import numpy as np
 from ...errors import ModelMismatch, StoreError
 from ...filters import SQLCompiler, compile_filter, field_expression, json_fields, parse
 from ...filters.tree import Node, fields
-from ..vector_index import FLAT, VectorIndex, code_error, rerank_depth
-from .codec import _check_k, _chunks, _normalize, _qs, decode_vectors, fts_query
+from ..vector_index import FLAT, VectorIndex, code_error, exact_top, rerank_depth
+from .codec import _check_k, _chunks, _normalize, _qs, fts_query
 from .filter_cache import Match, cacheable
 from .match_vectors import MatchSet
 from .sync import IndexSync
@@ -93,15 +93,8 @@ class SearchPlanner(IndexSync):
     def _search_exact(self, q: np.ndarray, k: int, rowids: np.ndarray, vecs: np.ndarray,
                       excluded: set[int]) -> list[list[tuple[str, float]]]:
         """Score a small in-memory match set exactly (see :mod:`.match_vectors`)."""
-        want = min(len(rowids), k + len(excluded))
-        # einsum, not BLAS: threaded BLAS gemv took 28 ms for 1,000 rows on a busy 2-core
-        # machine where this single-threaded loop takes 0.08 ms (1 ms for 10,000 rows).
-        scores = np.einsum("ij,kj->ik", q, vecs)
-        if want < len(rowids):
-            top = np.argpartition(-scores, want - 1, axis=1)[:, :want]
-        else:
-            top = np.broadcast_to(np.arange(len(rowids)), (len(q), len(rowids)))
-        return self._finish(np.take_along_axis(scores, top, axis=1), rowids[top], k, excluded)
+        scores, top = exact_top(q, vecs, rowids, min(len(rowids), k + len(excluded)))
+        return self._finish(scores, top, k, excluded)
 
     def _match_set(self, wanted: np.ndarray) -> MatchSet:
         with self._tx("DEFERRED"):        # both reads of the set see one snapshot
@@ -158,9 +151,6 @@ class SearchPlanner(IndexSync):
         approx, cand = ix.search(q, rerank_depth(want), nprobe=self._nprobe(ix))
         return self._rerank(q, approx, cand, k, excluded, ix.score_error(q))
 
-    def _nprobe(self, ix: VectorIndex) -> int:
-        return min(ix.nlist, self.options.nprobe or ix.nprobe)
-
     def _search_selected(self, ix: VectorIndex, q: np.ndarray, k: int,
                          match: Match) -> list[list[tuple[str, float]]]:
         """Search only the rows of ``match`` through the index, with a bitmap selector.
@@ -196,8 +186,7 @@ class SearchPlanner(IndexSync):
         The codes' scores are off by at most ``margin`` (a 6-sigma bound, see
         :func:`~imgfind.stores.vector_index.code_error`), so a candidate scoring
         below the k-th by more than that cannot displace it: only the rest are
-        read from SQLite (ids and vectors in one query), typically 10-20 rows
-        instead of the whole candidate list.
+        read from SQLite, typically 10-30 rows instead of the whole candidate list.
         """
         gone = np.fromiter(excluded, dtype=np.int64) if excluded else None
         keep: list[np.ndarray] = []
@@ -214,13 +203,10 @@ class SearchPlanner(IndexSync):
             return [[] for _ in range(len(q))]
         # Vectors only: the ids of the k winners come after, so the rows that lose cost
         # one B-tree lookup each, not two (25% less time on a cold 1M store).
-        rows = []
-        for chunk in _chunks(wanted, 30_000):     # one query unless the batch is huge
-            rows += self._con.execute(
-                f"SELECT rowid, v FROM vectors WHERE rowid IN ({_qs(len(chunk))})",
-                chunk).fetchall()
-        pos = {r[0]: n for n, r in enumerate(rows)}
-        vecs = decode_vectors([r[1] for r in rows], self.dim, [r[0] for r in rows])
+        found = list(self._iter_vectors(np.array(wanted, dtype=np.int64)))
+        got = np.concatenate([f[0] for f in found])
+        vecs = np.concatenate([f[1] for f in found])
+        pos = {int(r): n for n, r in enumerate(got)}
         scores = np.full((len(q), k), -np.inf, dtype=np.float32)
         rowids = np.full((len(q), k), -1, dtype=np.int64)
         for qi in range(len(q)):
@@ -229,7 +215,7 @@ class SearchPlanner(IndexSync):
                 sc = vecs[idx] @ q[qi]
                 order = np.argsort(-sc, kind="stable")[:k]
                 scores[qi, :len(order)] = sc[order]
-                rowids[qi, :len(order)] = [rows[idx[j]][0] for j in order]
+                rowids[qi, :len(order)] = got[np.asarray(idx)[order]]
         return self._finish(scores, rowids, k, set())
 
     def _finish(self, scores: np.ndarray, rowids: np.ndarray, k: int,
