@@ -29,6 +29,14 @@ def _text_tower_cache(tmp_path_factory: pytest.TempPathFactory):
         yield
 
 
+@pytest.fixture
+def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty IMGFIND_CACHE for this test alone (the session shares one otherwise)."""
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("IMGFIND_CACHE", str(folder))
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random-weight CLIP model folder, loaded by the same code as a real one."""

@@ -25,23 +25,16 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
                       reference=False)
 
 
-@pytest.fixture
-def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "cache"
-    monkeypatch.setenv("IMGFIND_CACHE", str(folder))
-    return folder
+def copies(own_cache: Path) -> list[Path]:
+    return sorted((own_cache / "text-towers").glob("*/optimized-ort*"))
 
 
-def copies(cache: Path) -> list[Path]:
-    return sorted((cache / "text-towers").glob("*/optimized-ort*"))
-
-
-def test_copy_made_once_then_loaded(model_dir: Path, cache: Path,
+def test_copy_made_once_then_loaded(model_dir: Path, own_cache: Path,
                                     caplog: pytest.LogCaptureFixture) -> None:
     first = OnnxClipEmbedder(model_dir, threads=1)
     want = first.embed_texts(TEXTS)
     assert first._text is not None and first._text.path.name == "text_model.onnx"
-    (folder,) = copies(cache)
+    (folder,) = copies(own_cache)
     graph, weights = folder / "model.onnx", folder / "model.onnx.data"
     # the weights sit in their own file (memory-mapped on load), the graph file is small
     assert weights.stat().st_size > 10 * graph.stat().st_size
@@ -56,23 +49,23 @@ def test_copy_made_once_then_loaded(model_dir: Path, cache: Path,
         np.testing.assert_allclose(third.embed_texts(TEXTS), want, atol=1e-5)
     assert "dropping the unreadable optimized graph" in caplog.text
     assert third._text is not None and third._text.path.name == "text_model.onnx"
-    assert graph.stat().st_size > 1000 and copies(cache) == [folder]
+    assert graph.stat().st_size > 1000 and copies(own_cache) == [folder]
 
 
 def test_changed_model_never_loads_the_old_copy(model_dir: Path, tmp_path: Path,
-                                                cache: Path) -> None:
+                                                own_cache: Path) -> None:
     import shutil
 
     folder = tmp_path / "model"
     shutil.copytree(model_dir, folder)
     OnnxClipEmbedder(folder, threads=1).embed_texts(TEXTS)
-    (old,) = copies(cache)
+    (old,) = copies(own_cache)
     model = folder / "onnx" / "text_model.onnx"
     os.utime(model, ns=(1, 1))  # same bytes, new identity: path + size + mtime
     changed = OnnxClipEmbedder(folder, threads=1)
     changed.embed_texts(TEXTS)
     assert changed._text is not None and changed._text.path == model  # not `old`
-    assert len(copies(cache)) == 2 and old in copies(cache)
+    assert len(copies(own_cache)) == 2 and old in copies(own_cache)
 
 
 def test_unwritable_cache_loads_the_model_itself(model_dir: Path, tmp_path: Path,
@@ -89,7 +82,7 @@ def test_unwritable_cache_loads_the_model_itself(model_dir: Path, tmp_path: Path
     assert got.shape == (len(TEXTS), reference.dim)
 
 
-def test_second_query_swaps_in_a_prepacked_session(model_dir: Path, cache: Path) -> None:
+def test_second_query_swaps_in_a_prepacked_session(model_dir: Path, own_cache: Path) -> None:
     emb = OnnxClipEmbedder(model_dir, threads=1, text_cache=0)  # every query runs
     first = emb.embed_texts(TEXTS)
     assert emb._text is not None and not emb._text.prepacked and emb._packing is None

@@ -24,13 +24,6 @@ TEXTS = ["dog", "a photo of a dog running on the beach",
          "people at a market " * 30]  # longer than the context: truncated to 77
 
 
-@pytest.fixture
-def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "cache"
-    monkeypatch.setenv("IMGFIND_CACHE", str(folder))
-    return folder
-
-
 def fed_lengths(emb: OnnxClipEmbedder) -> list[int]:
     """Record the sequence length of every batch the text tower is given from now on."""
     seen: list[int] = []
@@ -45,7 +38,7 @@ def fed_lengths(emb: OnnxClipEmbedder) -> list[int]:
     return seen
 
 
-def test_fixed_tower_rewritten_exact_and_reused(tiny_model_dir: Path, cache: Path,
+def test_fixed_tower_rewritten_exact_and_reused(tiny_model_dir: Path, own_cache: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     emb = OnnxClipEmbedder(tiny_model_dir, threads=1, text_cache=0)  # every query runs
     reference = emb.embed_texts(TEXTS)  # first query: the original 77-token graph
@@ -60,7 +53,7 @@ def test_fixed_tower_rewritten_exact_and_reused(tiny_model_dir: Path, cache: Pat
     assert (got * reference).sum(axis=1).min() >= 0.9999
     np.testing.assert_allclose(emb.embed_texts(TEXTS), reference, atol=1e-4)
 
-    (entry,) = (cache / "text-towers").iterdir()
+    (entry,) = (own_cache / "text-towers").iterdir()
     verdict = json.loads((entry / "verdict.json").read_text())
     assert verdict["exact"] is True and verdict["fixed_length"] == 77
     assert "min cosine" in verdict["reason"] and (entry / "text_dynamic.onnx").is_file()
@@ -82,7 +75,7 @@ def test_fixed_tower_rewritten_exact_and_reused(tiny_model_dir: Path, cache: Pat
 
 
 def test_changed_model_file_is_proven_again(tiny_model_dir: Path, tmp_path: Path,
-                                            cache: Path) -> None:
+                                            own_cache: Path) -> None:
     model = tmp_path / "model.onnx"
     shutil.copy(tiny_model_dir / "textual" / "model.onnx", model)
     cached = text_trim.TrimCache(model)
@@ -117,7 +110,7 @@ def padding_sensitive_copy(tiny_model_dir: Path, folder: Path) -> Path:
 
 
 def test_proof_failure_keeps_the_original_tower(tiny_model_dir: Path, tmp_path: Path,
-                                                cache: Path,
+                                                own_cache: Path,
                                                 caplog: pytest.LogCaptureFixture) -> None:
     folder = padding_sensitive_copy(tiny_model_dir, tmp_path / "sensitive")
     emb = OnnxClipEmbedder(folder, threads=1, text_cache=0)
@@ -129,7 +122,7 @@ def test_proof_failure_keeps_the_original_tower(tiny_model_dir: Path, tmp_path: 
     assert emb._trim is False and emb._text is not None and emb._text.fixed_length == 77
     np.testing.assert_allclose(second, first, atol=1e-6)
     assert "keeps its full 77-token length: min cosine" in caplog.text
-    (entry,) = (cache / "text-towers").iterdir()
+    (entry,) = (own_cache / "text-towers").iterdir()
     assert json.loads((entry / "verdict.json").read_text())["exact"] is False
     assert not (entry / "text_dynamic.onnx").exists()  # the rejected graph is not kept
     # the next process trusts the negative verdict at once and stays at 77 tokens
@@ -139,7 +132,7 @@ def test_proof_failure_keeps_the_original_tower(tiny_model_dir: Path, tmp_path: 
     assert again._trim is False and seen == [77]
 
 
-def test_rewrite_failure_falls_back(tiny_model_dir: Path, cache: Path,
+def test_rewrite_failure_falls_back(tiny_model_dir: Path, own_cache: Path,
                                     monkeypatch: pytest.MonkeyPatch,
                                     caplog: pytest.LogCaptureFixture) -> None:
     def cannot(src: Path, dst: Path, fixed_length: int) -> None:
@@ -204,7 +197,7 @@ def tjs_model_dir_for_trim(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_dynamic_tower_verdict_is_reused_by_the_next_process(tjs_model_dir_for_trim: Path,
-                                                              cache: Path) -> None:
+                                                              own_cache: Path) -> None:
     """A dynamic-axis tower's cached verdict lets a one-off query (the CLI) run at its
     own length from the first query on (it used to be dropped, as if a rewritten graph
     were missing)."""
