@@ -221,7 +221,9 @@ class SearchPlanner(IndexSync):
     def _finish(self, scores: np.ndarray, rowids: np.ndarray, k: int,
                 excluded: set[int]) -> list[list[tuple[str, float]]]:
         """Map exact (score, rowid) results to ids, best first, dropping excluded rows."""
-        wanted = sorted({int(x) for x in rowids.ravel() if x >= 0} - excluded)
+        # whole-array numpy, then plain Python values: per-element numpy scalars cost
+        # ~1 us each, a third of a 100-deep search's mapping (hybrid text queries)
+        wanted = [r for r in np.unique(rowids[rowids >= 0]).tolist() if r not in excluded]
         id_of: dict[int, str] = {}
         for chunk in _chunks(wanted):
             id_of.update(self._con.execute(
@@ -229,8 +231,8 @@ class SearchPlanner(IndexSync):
         out = []
         for s_row, r_row in zip(scores, rowids, strict=True):
             order = np.argsort(-s_row, kind="stable")
-            hits = [(id_of[int(r_row[j])], float(s_row[j])) for j in order
-                    if int(r_row[j]) in id_of]
+            hits = [(id_of[r], s) for r, s in zip(r_row[order].tolist(), s_row[order].tolist())
+                    if r in id_of]
             out.append(hits[:k])
         return out
 
