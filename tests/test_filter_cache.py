@@ -211,13 +211,27 @@ def _new_metadata(i: int) -> dict[str, Any]:
     return {k: v for k, v in m.items() if v is not MISSING} if i % 6 else {}
 
 
-def test_catch_up_after_writes_and_deletes_matches_sql_and_a_fresh_load(db, small_ranges,
-                                                                         tmp_path):
+def _copy(db, tmp_path):
+    """A writable copy of the module's store: (backend, store, a connection)."""
     home = tmp_path / "home"
     shutil.copytree(db.parents[2], home)
     backend = open_backend(home)
-    store = backend.open("c")
-    con = sqlite3.connect(home / "collections" / "c" / DB_FILE)
+    return backend, backend.open("c"), sqlite3.connect(home / "collections" / "c" / DB_FILE)
+
+
+def _spy_loads(monkeypatch) -> list[str]:
+    """Names of FilterCache._catch_up / _load calls, from now on."""
+    calls: list[str] = []
+    for name in ("_catch_up", "_load"):
+        real = getattr(FilterCache, name)
+        monkeypatch.setattr(FilterCache, name, lambda self, *a, real=real, name=name: (
+            calls.append(name), real(self, *a))[1])
+    return calls
+
+
+def test_catch_up_after_writes_and_deletes_matches_sql_and_a_fresh_load(db, small_ranges,
+                                                                         tmp_path, monkeypatch):
+    backend, store, con = _copy(db, tmp_path)
     keys = ["m", "u", "width", "format"]
     node = parse({k: {"$exists": True} for k in keys})
     cache = _load(con, node)
@@ -231,9 +245,11 @@ def test_catch_up_after_writes_and_deletes_matches_sql_and_a_fresh_load(db, smal
     store.set_metadata("r9", {"m": 2.5, "u": True})
     store.set_metadata("r12", {"u": "u11"}, merge=True)
     news = {"m": ["changed", "new4"], "u": ["nu5", "u11"], "width": [59], "format": []}
+    calls = _spy_loads(monkeypatch)
     for key, values in CASES:
         if key in keys:
             _assert_rows_match_sql(con, cache, key, [*values, *news[key]])
+    assert calls == ["_catch_up"]                          # a few rows: caught up, once
     fresh = _load(con, node)
     assert np.array_equal(fresh.alive, cache.alive[:len(fresh.alive)])
     assert not cache.alive[len(fresh.alive):].any()
@@ -267,3 +283,25 @@ def test_a_range_that_disagrees_with_alive_is_read_row_by_row(db, small_ranges, 
     slow = cache.columns[parse_key("pair")]
     assert slow.codes[free] != 0                     # the moved row has a value there
     assert [fast.keys[c] for c in fast.codes] == [slow.keys[c] for c in slow.codes]
+
+
+def test_a_change_to_most_rows_reloads_every_field_in_bulk(db, small_ranges, tmp_path,
+                                                           monkeypatch):
+    backend, store, con = _copy(db, tmp_path)
+    node = parse({"m": {"$exists": True}, "width": {"$exists": True}})
+    cache = _load(con, node)
+    ids = store.ids()
+    x = clustered(len(ids), seed=9)
+    store.put([Record(id=id, source=f"/b/{id}.jpg", vector=x[i],
+                      metadata={"m": MIXED[i % len(MIXED)] if i % 5 else f"bulk{i}"}
+                      if MIXED[i % len(MIXED)] is not MISSING else {}, width=i % 4 or None)
+               for i, id in enumerate(ids[: len(ids) * 3 // 5])])
+    calls = _spy_loads(monkeypatch)
+    _assert_rows_match_sql(con, cache, "width", CASES[4][1])
+    assert calls == ["_load", "_load"]                     # m and width, afresh
+    _assert_rows_match_sql(con, cache, "m", [*JSON_PROBES, "bulk5", "bulk10"])
+    fresh = _load(con, node)
+    for key in ("m", "width"):
+        assert _row_keys(cache, key) == _row_keys(fresh, key), key
+    store.close()
+    backend.close()

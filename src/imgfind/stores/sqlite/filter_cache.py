@@ -19,7 +19,7 @@ the mask, its packed bitmap for the index's selector and its count, so a repeate
 filter costs no numpy pass over every rowid either.
 
 Loading a field the first time reads every row, so it is done in bulk: for each range
-of 65,536 rowids SQLite writes the values as one text (a JSON value as its JSON text, a
+of 16,384 rowids SQLite writes the values as one text (a JSON value as its JSON text, a
 column value as a literal), Python splits it and maps each distinct text to a code, and
 decodes only texts it has not seen (most without a parser; the rest through SQLite's own
 ``json_each``, so a value's key is exactly what ``json_extract`` gives). A field with about
@@ -50,9 +50,9 @@ from ...filters.tree import RANGE_OPS, And, Compare, Field, Node, Not, Or, field
 # Rows per fetch when rows are read one by one (catch-up, fallbacks): a few MB of Python
 # tuples at a time, not 65k rows of them (that transient alone was 30 MB of peak at 1M).
 _CHUNK = 8192
-# Rowids per query when loading: one text of at most this many values (~0.5 MB for short
-# values) and its split list (~4 MB), freed before the next range.
-_STEP = 65536
+# Rowids per query when loading: one text of at most this many values (~0.1 MB for short
+# values) and its split list (~1 MB), freed before the next range. Larger is no faster.
+_STEP = 16384
 # Most distinct texts remembered across ranges; past it a range maps only its own texts
 # (a unique id per row must not keep a second dict of every value beside the codes').
 _KNOWN = 2 * _STEP
@@ -133,7 +133,9 @@ def _decode(con: sqlite3.Connection, f: Field, texts: list[str],
     if f.root == "column":
         return [None if t == "NULL" else ("text", t[1:]) if t[0] == "t" else _literal(t)
                 for t in texts]
-    out: list[Any] = [_json_fast(t) for t in texts]
+    # a string without escapes (the commonest value) is its text between the quotes
+    out: list[Any] = [("text", t[1:-1]) if t[:1] == '"' and "\\" not in t else _json_fast(t)
+                      for t in texts]
     slow = [i for i, k in enumerate(out) if k is None and texts[i] not in none]
     if slow:
         # SQLite itself turns the other JSON texts into values, as json_extract would.
@@ -266,6 +268,13 @@ class FilterCache:
         needed = list(dict.fromkeys(fields(node)))
         new = [f for f in needed if f not in self.columns]
         if self.seq < floor or self.seq > seq or len(self.columns) + len(new) > MAX_FIELDS:
+            self._reset()
+        elif self.columns and 0 <= self.seq < seq and 2 * con.execute(
+                "SELECT count(*) FROM items WHERE seq > ? AND seq <= ?", (self.seq, seq)
+                ).fetchone()[0] > np.count_nonzero(self.alive):
+            # Most rows changed (a bulk import or edit between two queries): loading every
+            # field afresh in bulk is faster than catching up row by row.
+            needed = [*self.columns, *new]
             self._reset()
         wanted = [f for f in needed if f not in self.columns]
         if self.seq < 0:
