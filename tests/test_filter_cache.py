@@ -67,6 +67,7 @@ def db(tmp_path_factory):
                       width=None if i % 9 == 0 else i % 7) for i in range(N)])
     store.delete([f"r{i}" for i in range(0, N, 13)])
     store.close()
+    backend.close()
     path = home / "collections" / "c" / DB_FILE
     con = sqlite3.connect(path)
     with con:
@@ -79,9 +80,23 @@ def db(tmp_path_factory):
             con.execute("UPDATE items SET width=? WHERE rowid=?", (real, rowid))
         con.execute("UPDATE items SET sha256=x'00ff' WHERE rowid % 5 = 0")
         con.execute("UPDATE items SET sha256='ab' WHERE rowid % 5 = 1")
-    con.close()
-    yield path
-    backend.close()
+    con.close()              # the last connection: the file alone holds every row
+    assert not path.with_name(DB_FILE + "-wal").exists()
+    return path
+
+
+@pytest.fixture
+def connect():
+    """sqlite3.connect, every connection closed after the test."""
+    opened: list[sqlite3.Connection] = []
+
+    def open_(path):
+        opened.append(sqlite3.connect(path))
+        return opened[-1]
+
+    yield open_
+    for con in opened:
+        con.close()
 
 
 @pytest.fixture
@@ -150,8 +165,8 @@ def _row_keys(cache: FilterCache, key: str) -> list[tuple]:
 
 
 @pytest.mark.parametrize("key, values", CASES, ids=[c[0] for c in CASES])
-def test_every_operator_gives_the_rows_sql_gives(db, small_ranges, key, values):
-    con = sqlite3.connect(db)
+def test_every_operator_gives_the_rows_sql_gives(db, connect, small_ranges, key, values):
+    con = connect(db)
     cache = _load(con, parse({key: {"$exists": True}}))
     _assert_rows_match_sql(con, cache, key, values)
     col = cache.columns[parse_key(key)]
@@ -159,8 +174,9 @@ def test_every_operator_gives_the_rows_sql_gives(db, small_ranges, key, values):
 
 
 @pytest.mark.parametrize("key", [c[0] for c in CASES])
-def test_each_row_gets_the_key_the_row_by_row_load_gives(db, small_ranges, monkeypatch, key):
-    con = sqlite3.connect(db)
+def test_each_row_gets_the_key_the_row_by_row_load_gives(db, connect, small_ranges, monkeypatch,
+                                                         key):
+    con = connect(db)
     node = parse({key: {"$exists": True}})
     fast = _load(con, node)
     monkeypatch.setattr(fc_module, "_as_text", lambda f: None)    # as on SQLite < 3.38
@@ -168,8 +184,9 @@ def test_each_row_gets_the_key_the_row_by_row_load_gives(db, small_ranges, monke
     assert _row_keys(fast, key) == _row_keys(slow, key)
 
 
-def test_fast_path_reads_no_row_by_row_unless_a_range_needs_it(db, small_ranges, monkeypatch):
-    con = sqlite3.connect(db)
+def test_fast_path_reads_no_row_by_row_unless_a_range_needs_it(db, connect, small_ranges,
+                                                               monkeypatch):
+    con = connect(db)
     ranges: list[tuple[str, int]] = []
     real = FilterCache._load_rows
 
@@ -187,8 +204,9 @@ def test_fast_path_reads_no_row_by_row_unless_a_range_needs_it(db, small_ranges,
     assert ranges == sorted({("format", rowid // 64 * 64) for rowid in sep_rows})
 
 
-def test_many_distinct_values_decode_every_row_then_go_back(db, small_ranges, monkeypatch):
-    con = sqlite3.connect(db)
+def test_many_distinct_values_decode_every_row_then_go_back(db, connect, small_ranges,
+                                                            monkeypatch):
+    con = connect(db)
     calls: list[list[str]] = []
     real = fc_module._decode
 
@@ -255,17 +273,18 @@ def test_catch_up_after_writes_and_deletes_matches_sql_and_a_fresh_load(db, smal
     assert not cache.alive[len(fresh.alive):].any()
     for key in keys:
         assert _row_keys(cache, key) == _row_keys(fresh, key), key
+    con.close()
     store.close()
     backend.close()
 
 
-def test_a_range_that_disagrees_with_alive_is_read_row_by_row(db, small_ranges, tmp_path,
-                                                               monkeypatch):
+def test_a_range_that_disagrees_with_alive_is_read_row_by_row(db, connect, small_ranges,
+                                                              tmp_path, monkeypatch):
     # A row moved to another rowid behind the cache's back (no seq, no tombstone): the
     # range still has as many rows as 'alive' says, but not the same ones.
     path = tmp_path / DB_FILE
     shutil.copy(db, path)
-    con = sqlite3.connect(path)
+    con = connect(path)
     cache = _load(con, parse({"u": 1}))
     free = int(np.flatnonzero(~cache.alive[1:64])[0]) + 1       # a deleted row's rowid
     moved = int(np.flatnonzero(cache.alive[:64])[-1])              # a live one
@@ -303,5 +322,6 @@ def test_a_change_to_most_rows_reloads_every_field_in_bulk(db, small_ranges, tmp
     fresh = _load(con, node)
     for key in ("m", "width"):
         assert _row_keys(cache, key) == _row_keys(fresh, key), key
+    con.close()
     store.close()
     backend.close()
