@@ -48,7 +48,7 @@ def _metadata(i: int) -> dict[str, Any]:
     m: dict[str, Any] = {"m": MIXED[i % len(MIXED)], "u": _u(i),
                          # each value twice: few per range, more than remembered in all
                          "pair": i // 2 if (i // 2) % 2 else f"p{i // 2}",
-                         "deep": {"x": MIXED[(i * 7) % len(MIXED)]}}
+                         "deep": {"x": MIXED[(i * 7) % len(MIXED)]}, "d-k_2": i % 4}
     return {k: v for k, v in m.items() if v is not MISSING and v != {"x": MISSING}}
 
 
@@ -142,6 +142,7 @@ JSON_PROBES = [0, 1, 5, 2.5, -0.0, 0.1, 1e300, 2**53 + 1, 2**62, -2**63, 1e20, 3
                True, False, None]
 CASES = [
     ("m", JSON_PROBES), ("deep.x", JSON_PROBES), ("u", JSON_PROBES), ("pair", JSON_PROBES),
+    ("d-k_2", [0, 3, 4, "3"]),
     ("width", [0, 1, 2.5, 1e300, 6, 7, -1, 1 / 3, math.pi * 1e17, 5e-324, -2.0**60, None]),
     ("format", ["JPEG", "PNG", "", "a\x1fb", "nul\x00l", "nul", "X'00'", "Z", None]),
     ("sha256", ["ab", "", None]),
@@ -316,7 +317,7 @@ def test_a_change_to_most_rows_reloads_every_field_in_bulk(db, small_ranges, tmp
                       if MIXED[i % len(MIXED)] is not MISSING else {}, width=i % 4 or None)
                for i, id in enumerate(ids[: len(ids) * 3 // 5])])
     calls = _spy_loads(monkeypatch)
-    _assert_rows_match_sql(con, cache, "width", CASES[4][1])
+    _assert_rows_match_sql(con, cache, "width", dict(CASES)["width"])
     assert calls == ["_load", "_load"]                     # m and width, afresh
     _assert_rows_match_sql(con, cache, "m", [*JSON_PROBES, "bulk5", "bulk10"])
     fresh = _load(con, node)
