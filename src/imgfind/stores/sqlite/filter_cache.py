@@ -52,7 +52,8 @@ from ...filters.tree import RANGE_OPS, And, Compare, Field, Node, Not, Or, field
 # tuples at a time, not 65k rows of them (that transient alone was 30 MB of peak at 1M).
 _CHUNK = 8192
 # Rowids per query when loading: one text of at most this many values (~0.1 MB for short
-# values) and its split list (~1 MB), freed before the next range. Larger is no faster.
+# values) and its split list (~1 MB), freed before the next range. 65,536 measured 0-7%
+# faster at 1M rows, at four times that transient.
 _STEP = 16384
 # Most distinct texts remembered across ranges; past it a range maps only its own texts
 # (a unique id per row must not keep a second dict of every value beside the codes').
