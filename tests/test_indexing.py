@@ -269,30 +269,3 @@ def test_thumbnails_from_the_model_resize_look_like_the_photo(library, tmp_path)
         assert float(stored @ expected) / float(np.linalg.norm(stored)) > 0.99999
     small = Image.open(io.BytesIO(col.thumbnail(by_source[str(folder / "small.png")].id)))
     assert small.size == (100, 80)
-
-
-@pytest.mark.skipif(not os.uname().sysname == "Linux", reason="niceness is per thread on Linux")
-def test_decode_threads_run_below_the_model_threads(col, tmp_path, monkeypatch):
-    """Decoding yields the cores to the model's threads (indexer.DECODE_NICE); the
-    caller's thread, which runs the model, keeps its priority."""
-    import imgfind.indexer as indexer
-
-    def niceness() -> int:
-        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-
-    seen: list[tuple[int, int]] = []
-    real = indexer.prepare
-
-    def recording(*a, **kw):
-        seen.append((threading.get_native_id(), niceness()))
-        return real(*a, **kw)
-
-    monkeypatch.setattr(indexer, "prepare", recording)
-    before = niceness()
-    photos(tmp_path / "p", 6)
-    report = col.add(tmp_path / "p", show_progress=False)
-    assert report.indexed == 6
-    assert len(seen) == 6
-    assert {tid for tid, _ in seen} != {threading.get_native_id()}   # decoded in the pool
-    assert {nice for _, nice in seen} == {min(19, before + indexer.DECODE_NICE)}
-    assert niceness() == before

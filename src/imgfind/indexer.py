@@ -8,9 +8,8 @@ pixels and no ``if __name__ == "__main__"`` guard in the caller's script. With
 uint8 pixels and cheap thumbnails, that took indexing on 2 cores from 0.78 to
 0.90 of the model's own throughput (``python -m bench pipeline``).
 
-Decoding shares the cores with the model, so decode threads run at a lower
-priority (:data:`DECODE_NICE`) and what counts is the CPU spent per image outside
-the model (the bench's phase table): for a 500x375 JPEG about 1 ms of
+Decoding shares the cores with the model, so what counts is the CPU spent per
+image outside it (the bench's phase table): for a 500x375 JPEG about 1 ms of
 decoding and 2.1 ms for the model's bicubic resize, which must stay exactly the
 reference's, then 0.9 ms for the thumbnail (made from that resize, not from the
 photo: half the cost) and ~0.6 ms for everything else. 0.95 of a model that takes
@@ -141,30 +140,6 @@ def draft_size(embedder: Embedder) -> int | None:
     return max(int(size), imageio.THUMBNAIL_SIDE) if size else None
 
 
-#: How far decode threads run below the model's (Linux niceness). The model's threads
-#: then take a core back at once instead of waiting out a decode thread's time slice,
-#: and decoding fills the model's idle moments. 10 (1/9 of the CPU share when both want
-#: it), not 19: a busy machine still gives decoding far more than the ~5% of the model's
-#: CPU it needs.
-DECODE_NICE = 10
-
-
-def lower_thread_priority(by: int = DECODE_NICE) -> None:
-    """Lower the calling thread's CPU priority by ``by`` niceness steps (Linux only,
-    where niceness is per thread; elsewhere it would slow the whole process).
-
-    A thread may always lower its own priority; it can never raise it back, so this is
-    only for threads that end with their job (the decode pool's).
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    tid = threading.get_native_id()
-    try:
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + by))
-    except OSError:  # a sandbox that forbids it: decoding still runs, at normal priority
-        pass
-
-
 def default_workers() -> int:
     # Decoding takes ~4 ms of CPU per photo against ~50 ms for a ViT-B/32 on a
     # CPU, so a few threads keep any CPU fed; a GPU needs more of them.
@@ -195,8 +170,7 @@ class Pipeline:
             return
         # one batch embedding while the next one (and a bit) is decoded
         window = 2 * self.batch_size + self.workers
-        pool = cf.ThreadPoolExecutor(self.workers, thread_name_prefix="imgfind-decode",
-                                     initializer=lower_thread_priority)
+        pool = cf.ThreadPoolExecutor(self.workers, thread_name_prefix="imgfind-decode")
         try:
             pending: deque[cf.Future] = deque()
             for src in srcs:
