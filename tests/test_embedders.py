@@ -626,3 +626,22 @@ def test_phash_preprocessor_and_errors() -> None:
         emb.embed_texts(["a dog"])
     with pytest.raises(InvalidInput, match="shape"):
         emb.embed_pixels(np.zeros((1, 3, 32, 32)))
+
+
+@pytest.mark.parametrize("fixture", ["tiny_model_dir", "tjs_model_dir"])
+def test_big_image_batches_split_across_cores_give_the_same_vectors(
+        fixture: str, request: pytest.FixtureRequest) -> None:
+    """A batch split into single-threaded runs (embedders.split_runs) returns the rows of
+    the one multi-threaded run, in order; a small batch is not split."""
+    emb = load_embedder(model_path=request.getfixturevalue(fixture), threads=3)
+    rng = np.random.default_rng(0)
+    pixels = rng.standard_normal((13, 3, emb.image_size, emb.image_size)).astype(np.float32)
+    tower = emb._visual
+    assert tower.split is not None and tower.split.parts_for(len(pixels)) == 3
+    split = emb.embed_pixels(pixels)
+    assert tower.split.runs == 1
+    one_by_one = np.concatenate([emb.embed_pixels(p[None]) for p in pixels])
+    assert tower.split.runs == 1                    # single images run unsplit
+    np.testing.assert_allclose(split, one_by_one, atol=2e-6)
+    assert load_embedder(model_path=request.getfixturevalue(fixture),
+                         threads=1)._visual.split is None

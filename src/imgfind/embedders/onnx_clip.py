@@ -96,6 +96,7 @@ from .coalesce import Coalescer
 from .layouts import IMMICH, check_model_dir, detect_layout
 from .preprocess import ClipPreprocessor, preprocessor_from_hf, preprocessor_from_immich
 from .registry import get_preset
+from .split_runs import SplitRuns
 from .text_cache import DEFAULT_SIZE as DEFAULT_CACHE_SIZE
 from .text_cache import TextVectorCache
 
@@ -196,7 +197,7 @@ class _Tower:
     """
 
     def __init__(self, path: Path, threads: int, providers: list[str], *, spin: bool = False,
-                 cache_optimized: bool = False, prepack: bool = True,
+                 cache_optimized: bool = False, prepack: bool = True, split: bool = False,
                  on_start: Callable[[], None] | None = None):
         import onnxruntime as ort
 
@@ -234,10 +235,20 @@ class _Tower:
         self.output = _pick_output(self.session.get_outputs())
         out_shape = self.output.shape
         self.out_dim = out_shape[-1] if out_shape and isinstance(out_shape[-1], int) else None
+        #: big batches as one single-threaded run per core (see split_runs); CPU only
+        self.split: SplitRuns | None = None
+        if split and threads > 1 and self.session.get_providers()[0] == "CPUExecutionProvider":
+            def one_thread() -> Any:
+                opts.intra_op_num_threads = 1
+                return ort.InferenceSession(str(self.path), sess_options=opts,
+                                            providers=["CPUExecutionProvider"])
+            self.split = SplitRuns(threads, one_thread)
 
     def run(self, feeds: dict[str, np.ndarray], max_batch: int) -> np.ndarray:
         n = next(iter(feeds.values())).shape[0]
         step = self.fixed_batch or max(1, max_batch)
+        if self.split is not None and self.split.parts_for(n) > 1:
+            return self.split.run(self.output.name, feeds, step)
         outs = []
         for i in range(0, n, step):
             chunk = {k: v[i:i + step] for k, v in feeds.items()}
@@ -335,7 +346,8 @@ class OnnxClipEmbedder:
                 # decode threads on the same cores, and spinning burns the CPU
                 # they need (batch throughput alone is the same either way).
                 self._visual_tower = _Tower(self.model_dir / self.layout.image_model,
-                                            self.threads, self._providers, spin=False)
+                                            self.threads, self._providers, spin=False,
+                                            split=True)
             return self._visual_tower
 
     # -- info -----------------------------------------------------------------
