@@ -96,7 +96,7 @@ from .coalesce import Coalescer
 from .layouts import IMMICH, check_model_dir, detect_layout
 from .preprocess import ClipPreprocessor, preprocessor_from_hf, preprocessor_from_immich
 from .registry import get_preset
-from .split_runs import SplitRuns
+from .split_runs import SplitRuns, run_in_steps
 from .text_cache import DEFAULT_SIZE as DEFAULT_CACHE_SIZE
 from .text_cache import TextVectorCache
 
@@ -249,11 +249,7 @@ class _Tower:
         step = self.fixed_batch or max(1, max_batch)
         if self.split is not None and self.split.parts_for(n) > 1:
             return self.split.run(self.output.name, feeds, step)
-        outs = []
-        for i in range(0, n, step):
-            chunk = {k: v[i:i + step] for k, v in feeds.items()}
-            outs.append(self.session.run([self.output.name], chunk)[0])
-        return np.concatenate(outs, axis=0)
+        return run_in_steps(self.session, self.output.name, feeds, step)
 
 
 class OnnxClipEmbedder:

@@ -28,10 +28,20 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MIN_ROWS_PER_PART", "SplitRuns"]
+__all__ = ["MIN_ROWS_PER_PART", "SplitRuns", "run_in_steps"]
 
 #: Fewest rows per part: below that, one multi-threaded run is as fast.
 MIN_ROWS_PER_PART = 4
+
+
+def run_in_steps(session: Any, output: str, feeds: dict[str, np.ndarray], step: int,
+                 start: int = 0, stop: int | None = None) -> np.ndarray:
+    """``output`` for rows ``start:stop`` of ``feeds``, fed to ``session`` ``step`` rows at
+    a time (a tower's fixed batch size, or its largest batch)."""
+    stop = next(iter(feeds.values())).shape[0] if stop is None else stop
+    return np.concatenate([
+        session.run([output], {k: v[i:min(i + step, stop)] for k, v in feeds.items()})[0]
+        for i in range(start, stop, step)])
 
 
 class SplitRuns:
@@ -60,14 +70,11 @@ class SplitRuns:
         parts = self.parts_for(rows)
         session, pool = self._ready()
 
-        def part(start: int, stop: int) -> np.ndarray:
-            return np.concatenate([
-                session.run([output], {k: v[i:min(i + step, stop)] for k, v in feeds.items()})[0]
-                for i in range(start, stop, step)])
-
         bounds = np.linspace(0, rows, parts + 1).astype(int).tolist()
-        others = [pool.submit(part, a, b) for a, b in zip(bounds[1:-1], bounds[2:])]
-        first = part(bounds[0], bounds[1])      # the caller's thread runs a part too
+        others = [pool.submit(run_in_steps, session, output, feeds, step, a, b)
+                  for a, b in zip(bounds[1:-1], bounds[2:])]
+        # the caller's thread runs a part too
+        first = run_in_steps(session, output, feeds, step, bounds[0], bounds[1])
         out = np.concatenate([first, *(f.result() for f in others)])
         self.runs += 1
         return out
